@@ -1,0 +1,54 @@
+# Two commands do all set-up on a fresh machine:
+#   make run   - create .venv, install, ingest the bundled demo feed, serve the site
+#   make test  - create .venv with test extras, install system packages the tests use, run the whole suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEMO_DB ?= demo.db
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test install install-test system-deps demo bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# The constraints file pins torch to the CPU wheel this machine holds (see README: other machines).
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install --quiet -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+# ffmpeg (audio tools in tests and benchmarks) and Debian's chromium for the real-browser tests.
+system-deps:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v ffmpeg >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = "0" ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg chromium >/dev/null; \
+		else \
+			echo "note: install ffmpeg and chromium (apt-get install ffmpeg chromium) for the browser tests"; \
+		fi; \
+	fi
+
+demo: install
+	$(BIN)/podarchive --db $(DEMO_DB) ingest demo/feed.xml
+
+run: demo
+	$(BIN)/podarchive --db $(DEMO_DB) serve --host $(HOST) --port $(PORT)
+
+# pytest exits 5 when it collects nothing: not a failure of the build.
+test: install-test system-deps
+	$(BIN)/python -m pytest -ra $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then exit 0; fi; exit $$rc
+
+bench: install-test
+	$(BIN)/python bench/transcription.py
+	$(BIN)/python bench/ingest_twiml.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm

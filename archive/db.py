@@ -1,0 +1,287 @@
+"""The archive's store: one SQLite file through sqlite-utils.
+
+The whole schema lives here, as numbered migrations. `open_db()` applies the ones a file has not seen yet,
+so every command and the web app can open any archive, old or new.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+from pathlib import Path
+from typing import Callable
+
+import sqlite_utils
+
+DEFAULT_DB = "podarchive.db"
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = []
+
+
+def migration(fn: Callable[[sqlite_utils.Database], None]):
+    """Register a migration; its position in this module is its number."""
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+def utcnow() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def default_db_path() -> str:
+    return os.environ.get("PODARCHIVE_DB") or DEFAULT_DB
+
+
+def connect(path: str | os.PathLike, *, readonly: bool = False) -> sqlite_utils.Database:
+    """Open a connection with the pragmas every connection needs (WAL, foreign keys, busy timeout)."""
+    if readonly:
+        uri = Path(path).resolve().as_uri() + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
+    else:
+        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+    db = sqlite_utils.Database(conn)
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("PRAGMA busy_timeout = 30000")
+    if not readonly:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+    return db
+
+
+def open_db(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
+    """Open (creating if needed) an archive and bring its schema up to date."""
+    db = connect(path or default_db_path())
+    migrate(db)
+    return db
+
+
+def memory_db() -> sqlite_utils.Database:
+    db = sqlite_utils.Database(memory=True)
+    db.execute("PRAGMA foreign_keys = ON")
+    migrate(db)
+    return db
+
+
+def applied_migrations(db: sqlite_utils.Database) -> set[str]:
+    if "_migrations" not in db.table_names():
+        return set()
+    return {row["name"] for row in db["_migrations"].rows}
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations in order, each in its own transaction. Returns the names applied."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, name TEXT UNIQUE, applied_at TEXT)"
+    )
+    done = applied_migrations(db)
+    applied = []
+    for number, (name, fn) in enumerate(MIGRATIONS, start=1):
+        if name in done:
+            continue
+        with db.conn:
+            fn(db)
+            db["_migrations"].insert({"id": number, "name": name, "applied_at": utcnow()})
+        applied.append(name)
+    return applied
+
+
+@migration
+def m001_shows_and_episodes(db):
+    db.executescript(
+        """
+        CREATE TABLE shows (
+            id INTEGER PRIMARY KEY,
+            feed_url TEXT NOT NULL UNIQUE,          -- natural key: the URL (or file:// URI) the feed came from
+            title TEXT,
+            link TEXT,
+            description TEXT,
+            language TEXT,
+            author TEXT,
+            image TEXT,
+            podcast_guid TEXT,
+            etag TEXT,
+            last_modified TEXT,
+            content_hash TEXT,                      -- sha256 of the last feed bytes parsed
+            fetched_at TEXT,
+            last_error TEXT,
+            last_error_at TEXT,
+            created_at TEXT,
+            updated_at TEXT
+        );
+        CREATE TABLE episodes (
+            id INTEGER PRIMARY KEY,
+            show_id INTEGER NOT NULL REFERENCES shows(id) ON DELETE CASCADE,
+            guid TEXT NOT NULL,                     -- natural key with show_id
+            title TEXT,
+            link TEXT,
+            published TEXT,                         -- ISO 8601, UTC
+            season INTEGER,
+            episode_number INTEGER,
+            episode_type TEXT,
+            duration REAL,                          -- seconds
+            description TEXT,
+            notes_html TEXT,                        -- raw, sanitised only on display
+            notes_text TEXT,                        -- plain text of the notes, for search
+            enclosure_url TEXT,
+            enclosure_type TEXT,
+            enclosure_length INTEGER,
+            image TEXT,
+            chapters_url TEXT,
+            chapters_type TEXT,
+            content_hash TEXT,                      -- hash of the parsed item: a change re-runs dependent stages
+            created_at TEXT,
+            updated_at TEXT,
+            UNIQUE (show_id, guid)
+        );
+        CREATE INDEX idx_episodes_published ON episodes(published);
+        CREATE TABLE feed_transcripts (             -- every podcast:transcript an item offers
+            episode_id INTEGER NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            type TEXT,
+            language TEXT,
+            rel TEXT,
+            PRIMARY KEY (episode_id, url)
+        );
+        CREATE TABLE soundbites (
+            episode_id INTEGER NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
+            start REAL NOT NULL,
+            duration REAL,
+            title TEXT,
+            PRIMARY KEY (episode_id, start)
+        );
+        """
+    )
+
+
+@migration
+def m002_people(db):
+    db.executescript(
+        """
+        CREATE TABLE people (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            name_key TEXT NOT NULL UNIQUE,          -- normalised name: one record per real person
+            slug TEXT NOT NULL UNIQUE,
+            href TEXT,
+            img TEXT
+        );
+        CREATE TABLE episode_people (
+            episode_id INTEGER NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
+            person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+            role TEXT NOT NULL,                     -- host, guest, ... (podcast:person roles, lower case)
+            person_group TEXT,
+            source TEXT NOT NULL,                   -- feed, title, notes, transcript
+            PRIMARY KEY (episode_id, person_id, role)
+        );
+        CREATE INDEX idx_episode_people_person ON episode_people(person_id);
+        """
+    )
+
+
+@migration
+def m003_audio_and_transcripts(db):
+    db.executescript(
+        """
+        CREATE TABLE audio (
+            episode_id INTEGER PRIMARY KEY REFERENCES episodes(id) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            path TEXT NOT NULL,
+            content_type TEXT,
+            bytes INTEGER,
+            sha256 TEXT,
+            downloaded_at TEXT
+        );
+        CREATE TABLE transcripts (
+            id INTEGER PRIMARY KEY,
+            episode_id INTEGER NOT NULL UNIQUE REFERENCES episodes(id) ON DELETE CASCADE,
+            source TEXT NOT NULL,                   -- 'feed' or 'whisper'
+            source_url TEXT,                        -- feed transcript URL, or audio URL
+            format TEXT,                            -- vtt, srt, json, html, text; or 'whisper'
+            model TEXT,                             -- Whisper model name or folder
+            options TEXT,                           -- JSON of the transcription options
+            language TEXT,
+            content_hash TEXT,                      -- sha256 of the source bytes (transcript file or audio)
+            segment_count INTEGER,
+            created_at TEXT
+        );
+        CREATE TABLE segments (
+            transcript_id INTEGER NOT NULL REFERENCES transcripts(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            start REAL NOT NULL,
+            end REAL NOT NULL,
+            text TEXT NOT NULL,
+            speaker TEXT,
+            words TEXT,                             -- JSON list of {word, start, end, probability} when made
+            PRIMARY KEY (transcript_id, idx)
+        );
+        """
+    )
+
+
+@migration
+def m004_stages(db):
+    db.executescript(
+        """
+        CREATE TABLE stages (                       -- one row per episode and pipeline stage
+            episode_id INTEGER NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
+            stage TEXT NOT NULL,                    -- transcript, audio, transcribe, passages, ...
+            state TEXT NOT NULL,                    -- running, done, failed
+            attempts INTEGER NOT NULL DEFAULT 0,
+            input_hash TEXT,                        -- what the stage was run on: unchanged input = skip
+            last_error TEXT,
+            updated_at TEXT,
+            PRIMARY KEY (episode_id, stage)
+        );
+        """
+    )
+
+
+@migration
+def m005_understanding(db):
+    db.executescript(
+        """
+        CREATE TABLE passages (                     -- 30-60 s groups of segments: the unit of search
+            id INTEGER PRIMARY KEY,
+            episode_id INTEGER NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            start REAL NOT NULL,
+            end REAL NOT NULL,
+            speaker TEXT,
+            text TEXT NOT NULL,
+            content_hash TEXT NOT NULL,             -- sha256 of text: embeddings are keyed by it
+            UNIQUE (episode_id, idx)
+        );
+        CREATE INDEX idx_passages_hash ON passages(content_hash);
+        CREATE TABLE embeddings (
+            model TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            dims INTEGER NOT NULL,
+            vector BLOB NOT NULL,                   -- float32, L2-normalised
+            PRIMARY KEY (model, content_hash)
+        );
+        CREATE TABLE takeaways (
+            id INTEGER PRIMARY KEY,
+            episode_id INTEGER NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            title TEXT NOT NULL,
+            text TEXT NOT NULL,
+            start REAL,
+            end REAL,
+            source TEXT NOT NULL,                   -- notes or generated
+            UNIQUE (episode_id, idx)
+        );
+        CREATE TABLE chapters (
+            id INTEGER PRIMARY KEY,
+            episode_id INTEGER NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            title TEXT NOT NULL,
+            start REAL NOT NULL,
+            end REAL,
+            url TEXT,
+            image TEXT,
+            source TEXT NOT NULL,                   -- feed or generated
+            UNIQUE (episode_id, idx)
+        );
+        """
+    )

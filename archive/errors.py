@@ -1,0 +1,45 @@
+"""Named exceptions raised by the library. Only the CLI and the web layer turn them into messages."""
+
+
+class PodarchiveError(Exception):
+    """Base class for every error podarchive raises on purpose."""
+
+
+class SourceError(PodarchiveError):
+    """A SOURCE given to ingest is neither a URL, a readable feed file nor an OPML file."""
+
+
+class FeedError(PodarchiveError):
+    """A feed could not be fetched or parsed."""
+
+
+class FeedFetchError(FeedError):
+    """The feed could not be downloaded (network error, HTTP error status)."""
+
+
+class FeedParseError(FeedError):
+    """The bytes are not a feed we can read."""
+
+
+class AudioError(PodarchiveError):
+    """An episode's audio could not be downloaded or is not usable audio."""
+
+
+class TranscriptFormatError(PodarchiveError):
+    """A transcript file could not be parsed in the format it claims."""
+
+
+class TranscriptionError(PodarchiveError):
+    """Whisper failed on an audio file."""
+
+
+class ModelLoadError(PodarchiveError):
+    """A Whisper or embedding model could not be loaded."""
+
+
+class NotFoundError(PodarchiveError):
+    """The show, episode, transcript or person asked for is not in the archive."""
+
+
+class SearchError(PodarchiveError):
+    """A search could not be run (bad mode, bad date filter)."""

@@ -1,0 +1,1 @@
+"""The ingestion pipeline: feed -> episodes -> audio -> transcript -> takeaways, chapters, guests -> index."""
