@@ -285,3 +285,21 @@ def m005_understanding(db):
         );
         """
     )
+
+
+@migration
+def m006_feed_people(db):
+    db.executescript(
+        """
+        CREATE TABLE feed_people (                  -- podcast:person as the feed gives it (item level)
+            episode_id INTEGER NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL DEFAULT 'host',
+            person_group TEXT,
+            href TEXT,
+            img TEXT,
+            PRIMARY KEY (episode_id, name, role)
+        );
+        ALTER TABLE shows ADD COLUMN people TEXT;   -- JSON list of channel-level podcast:person
+        """
+    )
