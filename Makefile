@@ -37,10 +37,10 @@ system-deps:
 	fi
 
 demo: install
-	$(BIN)/podarchive --db $(DEMO_DB) ingest demo/feed.xml
+	$(BIN)/podarchive ingest --db $(DEMO_DB) --media-dir demo-media demo/feed.xml
 
 run: demo
-	$(BIN)/podarchive --db $(DEMO_DB) serve --host $(HOST) --port $(PORT)
+	$(BIN)/podarchive serve --db $(DEMO_DB) --host $(HOST) --port $(PORT)
 
 # pytest exits 5 when it collects nothing: not a failure of the build.
 test: install-test system-deps

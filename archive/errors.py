@@ -43,3 +43,12 @@ class NotFoundError(PodarchiveError):
 
 class SearchError(PodarchiveError):
     """A search could not be run (bad mode, bad date filter)."""
+
+
+class StageError(PodarchiveError):
+    """A pipeline stage failed for one episode; the cause is recorded in `stages`."""
+
+    def __init__(self, stage: str, cause: BaseException):
+        super().__init__(f"{stage}: {cause}")
+        self.stage = stage
+        self.cause = cause

@@ -90,3 +90,13 @@ class SearchResult:
     episode_id: int | None = None
     published: str | None = None
     extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class TranscriptLink:
+    """A transcript file an episode's feed offers (podcast:transcript)."""
+
+    url: str
+    type: str | None = None  # MIME type as the feed gives it: text/vtt, application/json, ...
+    language: str | None = None
+    rel: str | None = None  # "captions" when the file is timed captions

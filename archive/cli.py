@@ -1,0 +1,313 @@
+"""The `podarchive` command line: a thin layer over the library.
+
+Library errors (PodarchiveError) become one-line messages and exit status 1; usage errors exit 2 (click);
+`ingest` exits 1 when some feed or episode failed, after doing all the rest.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from dataclasses import asdict
+
+import click
+
+from .db import DEFAULT_DB
+from .errors import PodarchiveError
+
+TRANSCRIPT_FORMATS = ("txt", "vtt", "srt", "json")
+SEARCH_MODES = ("hybrid", "keyword", "semantic")
+
+
+def db_option(fn):
+    return click.option(
+        "--db", "db_path", envvar="PODARCHIVE_DB", default=DEFAULT_DB, show_default=True,
+        type=click.Path(dir_okay=False), help="Archive file (SQLite). Environment: PODARCHIVE_DB.",
+    )(fn)
+
+
+def show_option(fn):
+    return click.option("--show", default=None, help="Show id, title or feed URL (when a guid is in several shows).")(fn)
+
+
+def library_errors(fn):
+    """Turn library errors into a clean message and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except PodarchiveError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def open_archive(db_path: str):
+    from .db import open_db
+
+    try:
+        return open_db(db_path)
+    except Exception as exc:  # a file that is not SQLite, a read-only folder
+        raise click.ClickException(f"cannot open archive {db_path}: {exc}") from exc
+
+
+@click.group()
+@click.version_option(package_name="podarchive")
+def cli():
+    """podarchive: turn podcast feeds into a searchable archive of what their guests said."""
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True)
+@db_option
+@click.option("--metadata-only", is_flag=True, help="Store feeds and episodes only: no downloads, no transcription.")
+@click.option("--model", default=None, help="Whisper model: a faster-whisper name or a folder (default: bundled tiny.en).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@click.option("--compute-type", default=None, help="CTranslate2 compute type (default: int8 on CPU, float16 on CUDA).")
+@click.option("--beam-size", type=click.IntRange(1, 20), default=None, help="Whisper beam size.")
+@click.option("--word-timestamps", is_flag=True, help="Store word-level timestamps.")
+@click.option("--no-index", is_flag=True, help="Skip the index stage (passages, takeaways, chapters, guests, search).")
+@click.option("--embedding-model", default=None, help="sentence-transformers model (default: bundled all-MiniLM-L6-v2).")
+@click.option("--media-dir", type=click.Path(file_okay=False), envvar="PODARCHIVE_MEDIA_DIR", default="media",
+              show_default=True, help="Where downloaded audio is kept.")
+@click.option("--max-audio-mb", type=click.IntRange(1), default=2048, show_default=True,
+              help="Refuse audio files larger than this.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def ingest(sources, db_path, metadata_only, model, device, compute_type, beam_size, word_timestamps, no_index,
+           embedding_model, media_dir, max_audio_mb, quiet):
+    """Ingest feeds: SOURCE is a feed URL, a local feed file, or an OPML file listing feeds.
+
+    Exit status: 0 when everything asked for was done, 1 when some feed or episode failed (after doing all the
+    rest; `podarchive status` shows why), 2 for usage errors.
+    """
+    from pathlib import Path
+
+    from ingest.pipeline import IngestOptions, ingest_sources
+    from ingest.transcribe import TranscriptionOptions
+
+    transcription = TranscriptionOptions(model=model, device=device, word_timestamps=word_timestamps)
+    if compute_type:
+        transcription.compute_type = compute_type
+    if beam_size:
+        transcription.beam_size = beam_size
+    options = IngestOptions(
+        metadata_only=metadata_only, index=not no_index, media_dir=Path(media_dir),
+        max_audio_bytes=max_audio_mb * 1024 * 1024, transcription=transcription,
+        embedding_model=embedding_model, progress=not quiet and sys.stderr.isatty(),
+    )
+    db = open_archive(db_path)
+    report = library_errors(ingest_sources)(db, list(sources), options)
+    click.echo(
+        f"{report.feeds} feed(s), {report.feeds_not_modified} not modified; episodes: {report.episodes_new} new, "
+        f"{report.episodes_changed} changed, {report.episodes_unchanged} unchanged; transcripts: "
+        f"{report.transcripts_made} made, {report.transcripts_skipped} already done"
+    )
+    if report.failures:
+        click.echo(f"{len(report.failures)} failure(s):", err=True)
+        for failure in report.failures:
+            click.echo(f"  {failure.what} [{failure.stage}]: {failure.error}", err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@library_errors
+def status(db_path, as_json):
+    """Each show's episodes by stage, and every failure with its reason."""
+    from .status import archive_status
+
+    report = archive_status(open_archive(db_path))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    if not report["shows"]:
+        click.echo("The archive is empty: run `podarchive ingest FEED`.")
+    for show in report["shows"]:
+        click.echo(f"{show['title'] or '(untitled)'}  <{show['feed_url']}>")
+        click.echo(f"  episodes: {show['episodes']}, with transcript: {show['transcripts']}"
+                   f" (feed {show['feed_transcripts']}, whisper {show['whisper_transcripts']})")
+        for stage, states in show["stages"].items():
+            counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+            click.echo(f"  {stage}: {counts}")
+        if show["last_error"]:
+            click.echo(f"  feed error ({show['last_error_at']}): {show['last_error']}")
+    if report["failures"]:
+        click.echo(f"\n{len(report['failures'])} failure(s):")
+        for f in report["failures"]:
+            click.echo(f"  {f['show']} / {f['guid']} [{f['stage']}, attempt {f['attempts']}, {f['updated_at']}]: "
+                       f"{f['error']}")
+
+
+@cli.command()
+@click.argument("guid")
+@db_option
+@show_option
+@click.option("--format", "fmt", type=click.Choice(TRANSCRIPT_FORMATS), default="txt", show_default=True)
+@library_errors
+def transcript(guid, db_path, show, fmt):
+    """Print an episode's transcript (json = Podcasting 2.0 JSON)."""
+    from . import transcript_formats
+    from .errors import NotFoundError
+    from .queries import find_episode
+
+    db = open_archive(db_path)
+    episode = find_episode(db, guid, show)
+    segments = transcript_formats.load_segments(db, episode["id"])
+    if not segments:
+        raise NotFoundError(f"episode {guid!r} has no transcript yet (see `podarchive status`)")
+    render = {"txt": transcript_formats.to_text, "vtt": transcript_formats.to_vtt,
+              "srt": transcript_formats.to_srt, "json": transcript_formats.to_json}[fmt]
+    click.echo(render(segments), nl=False)
+
+
+@cli.command()
+@db_option
+@click.option("--embedding-model", default=None, help="sentence-transformers model (default: bundled all-MiniLM-L6-v2).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@library_errors
+def index(db_path, embedding_model, quiet):
+    """(Re)build what is missing: passages, embeddings, chapters, takeaways, guests and the search index."""
+    from ingest.pipeline import index_archive
+
+    report = index_archive(open_archive(db_path), embedding_model, progress=not quiet and sys.stderr.isatty())
+    if report.index is not None:
+        click.echo(describe_index(report.index))
+    if report.failures:
+        for failure in report.failures:
+            click.echo(f"  {failure.what} [{failure.stage}]: {failure.error}", err=True)
+        sys.exit(1)
+
+
+def describe_index(index_report) -> str:
+    fields = asdict(index_report) if hasattr(index_report, "__dataclass_fields__") else dict(vars(index_report))
+    return "index: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in fields.items()
+                                 if isinstance(v, (int, float)))
+
+
+@cli.command()
+@click.argument("query")
+@db_option
+@click.option("--mode", type=click.Choice(SEARCH_MODES), default="hybrid", show_default=True)
+@click.option("--show", default=None, help="Only this show (id or title).")
+@click.option("--guest", default=None, help="Only episodes with this guest (name or slug).")
+@click.option("--since", default=None, help="Only episodes published on or after this date (YYYY-MM-DD).")
+@click.option("--until", default=None, help="Only episodes published on or before this date (YYYY-MM-DD).")
+@click.option("--limit", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of results.")
+@click.option("--embedding-model", default=None, help="sentence-transformers model used to build the index.")
+@library_errors
+def search(query, db_path, mode, show, guest, since, until, limit, as_json, embedding_model):
+    """Search transcripts, takeaways, notes and guests. QUERY `-` reads one query per line from standard
+    input and prints one JSON list per line (models loaded once)."""
+    from .embeddings import SentenceTransformerEmbedder
+    from .search import search as run_search
+
+    db = open_archive(db_path)
+    embedder = SentenceTransformerEmbedder(embedding_model)
+    options = dict(mode=mode, show=show, guest=guest, since=since, until=until, limit=limit, embedder=embedder)
+    if query == "-":
+        for line in sys.stdin:
+            results = run_search(db, line.rstrip("\n"), **options)
+            click.echo(json.dumps([result_json(r) for r in results], ensure_ascii=False))
+        return
+    results = run_search(db, query, **options)
+    if as_json:
+        click.echo(json.dumps([result_json(r) for r in results], ensure_ascii=False, indent=2))
+        return
+    if not results:
+        click.echo("No results.")
+    for r in results:
+        click.echo(f"{r.score:.3f}  {r.show} / {r.episode_title}  [{clock(r.start)}-{clock(r.end)}]  {r.url}")
+        click.echo(f"       {plain_snippet(r.snippet)}")
+
+
+def result_json(result) -> dict:
+    data = asdict(result)
+    extra = data.pop("extra", {}) or {}
+    data.update({k: v for k, v in extra.items() if k not in data})
+    return data
+
+
+def plain_snippet(snippet: str) -> str:
+    import html
+    import re
+
+    text = re.sub(r"</?mark>", "*", snippet or "")
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+def clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = int(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+@cli.command()
+@click.argument("guid")
+@db_option
+@show_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@library_errors
+def takeaways(guid, db_path, show, as_json):
+    """Print an episode's takeaways (title, text, start, source: notes or generated)."""
+    from .queries import find_episode, get_takeaways
+
+    db = open_archive(db_path)
+    rows = get_takeaways(db, find_episode(db, guid, show)["id"])
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("No takeaways yet (see `podarchive status`).")
+    for row in rows:
+        click.echo(f"[{clock(row['start'])}] {row['title']}  ({row['source']})")
+        click.echo(f"    {row['text']}\n")
+
+
+@cli.command()
+@click.argument("guid")
+@db_option
+@show_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@library_errors
+def chapters(guid, db_path, show, as_json):
+    """Print an episode's chapters (title, start, end)."""
+    from .queries import find_episode, get_chapters
+
+    db = open_archive(db_path)
+    rows = get_chapters(db, find_episode(db, guid, show)["id"])
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("No chapters yet (see `podarchive status`).")
+    for row in rows:
+        click.echo(f"{clock(row['start'])}-{clock(row['end'])}  {row['title']}")
+
+
+@cli.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True)
+def serve(db_path, host, port):
+    """Serve the archive's web site."""
+    from pathlib import Path
+
+    from .web import create_app
+
+    open_archive(db_path).conn.close()
+    app = create_app({"DATABASE": str(Path(db_path).resolve())})
+    click.echo(f"Serving {db_path} at http://{host}:{port}/  (Ctrl+C to stop)")
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+def main():
+    cli()

@@ -1,0 +1,47 @@
+"""What `podarchive status` reports: each show's episodes by stage, and every failure with its reason."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import sqlite_utils
+
+
+def archive_status(db: sqlite_utils.Database) -> dict:
+    shows = []
+    for show in db.query("SELECT * FROM shows ORDER BY title, id"):
+        counts = db.execute(
+            """SELECT COUNT(*),
+                      SUM(t.id IS NOT NULL),
+                      SUM(t.source = 'feed'),
+                      SUM(t.source = 'whisper')
+               FROM episodes e LEFT JOIN transcripts t ON t.episode_id = e.id WHERE e.show_id = ?""",
+            [show["id"]],
+        ).fetchone()
+        by_stage: dict[str, dict[str, int]] = defaultdict(dict)
+        for row in db.query(
+            """SELECT s.stage, s.state, COUNT(*) AS n FROM stages s JOIN episodes e ON e.id = s.episode_id
+               WHERE e.show_id = ? GROUP BY s.stage, s.state""",
+            [show["id"]],
+        ):
+            by_stage[row["stage"]][row["state"]] = row["n"]
+        shows.append({
+            "id": show["id"],
+            "title": show["title"],
+            "feed_url": show["feed_url"],
+            "fetched_at": show["fetched_at"],
+            "episodes": counts[0] or 0,
+            "transcripts": counts[1] or 0,
+            "feed_transcripts": counts[2] or 0,
+            "whisper_transcripts": counts[3] or 0,
+            "stages": dict(by_stage),
+            "last_error": show["last_error"],
+            "last_error_at": show["last_error_at"],
+        })
+    failures = list(db.query(
+        """SELECT sh.title AS show, e.guid, e.title AS episode_title, s.stage, s.attempts, s.last_error AS error,
+                  s.updated_at
+           FROM stages s JOIN episodes e ON e.id = s.episode_id JOIN shows sh ON sh.id = e.show_id
+           WHERE s.state = 'failed' ORDER BY sh.title, e.guid, s.stage"""
+    ))
+    return {"shows": shows, "failures": failures}

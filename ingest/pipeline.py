@@ -1,0 +1,344 @@
+"""The ingest pipeline: chains the stages, one feed and one episode at a time.
+
+feeds -> episodes -> (feed transcript | audio -> Whisper) -> index (passages, embeddings, chapters, takeaways,
+guests, FTS). Each stage records its state per episode in `stages` with the hash of its input, so a rerun skips
+what is done and a process killed at any moment resumes where it stopped. A failing feed or episode is recorded
+and skipped; everything else goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlite_utils
+
+from archive import stages
+from archive.errors import PodarchiveError, StageError
+from archive.records import TranscriptSource
+
+from .progress import Progress
+
+log = logging.getLogger(__name__)
+
+TRANSCRIPT, AUDIO, TRANSCRIBE = "transcript", "audio", "transcribe"
+DEFAULT_MAX_AUDIO_BYTES = 2 * 1024**3
+
+
+def default_media_dir() -> Path:
+    return Path(os.environ.get("PODARCHIVE_MEDIA_DIR") or "media")
+
+
+@dataclass
+class IngestOptions:
+    metadata_only: bool = False
+    index: bool = True
+    media_dir: Path = field(default_factory=default_media_dir)
+    max_audio_bytes: int = DEFAULT_MAX_AUDIO_BYTES
+    transcription: object | None = None  # ingest.transcribe.TranscriptionOptions; None = defaults
+    embedding_model: str | None = None
+    progress: bool = False
+
+
+@dataclass
+class Failure:
+    what: str  # feed URL, or "<show> / <guid>"
+    stage: str
+    error: str
+
+
+@dataclass
+class IngestReport:
+    feeds: int = 0
+    feeds_not_modified: int = 0
+    episodes_new: int = 0
+    episodes_changed: int = 0
+    episodes_unchanged: int = 0
+    transcripts_made: int = 0
+    transcripts_skipped: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    index: object | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def sha256_text(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+class Pipeline:
+    """Holds what one ingest run shares: the database, HTTP client, lazily loaded models, the report."""
+
+    def __init__(self, db: sqlite_utils.Database, options: IngestOptions | None = None, client=None):
+        from .http import make_client
+
+        self.db = db
+        self.options = options or IngestOptions()
+        self.client = client or make_client()
+        self.report = IngestReport()
+        self.progress = Progress(enabled=self.options.progress)
+        self._whisper = None
+        self._embedder = None
+
+    # -- feeds ---------------------------------------------------------------------------------------------
+
+    def run(self, sources: list[str]) -> IngestReport:
+        show_ids = []
+        for feed_url in self.expand(sources):
+            show_id = self.ingest_feed(feed_url)
+            if show_id is not None:
+                show_ids.append(show_id)
+        if not self.options.metadata_only:
+            self.process_episodes(self.episode_ids(show_ids))
+            if self.options.index:
+                self.build_index()
+        return self.report
+
+    def expand(self, sources: list[str]) -> list[str]:
+        from .feeds import expand_sources
+
+        feeds: list[str] = []
+        for source in sources:
+            try:
+                feeds.extend(expand_sources([source], self.client))
+            except PodarchiveError as exc:
+                self.fail(source, "source", exc)
+        return list(dict.fromkeys(feeds))
+
+    def ingest_feed(self, feed_url: str) -> int | None:
+        from .feeds import feed_state, fetch_feed, parse_feed, record_feed_error, save_feed
+
+        self.report.feeds += 1
+        try:
+            state = feed_state(self.db, feed_url)
+            etag, last_modified = (state[0], state[1]) if state else (None, None)
+            fetched = fetch_feed(feed_url, self.client, etag=etag, last_modified=last_modified)
+            if fetched.not_modified:
+                self.report.feeds_not_modified += 1
+                return self.show_id(fetched.url)
+            parsed = parse_feed(fetched.content, getattr(fetched, "base_url", None) or fetched.url)
+            saved = save_feed(self.db, fetched, parsed)
+        except Exception as exc:  # noqa: BLE001 - a hostile feed may break a parser in any way
+            record_feed_error(self.db, feed_url, describe(exc))
+            self.fail(feed_url, "feed", exc)
+            return self.show_id(feed_url)
+        for error in parsed.item_errors:
+            self.report.failures.append(Failure(feed_url, "feed item", error))
+        self.report.episodes_new += len(saved.new)
+        self.report.episodes_changed += len(saved.changed)
+        self.report.episodes_unchanged += len(saved.unchanged)
+        return saved.show_id
+
+    def show_id(self, feed_url: str) -> int | None:
+        row = self.db.execute("SELECT id FROM shows WHERE feed_url = ?", [feed_url]).fetchone()
+        return row[0] if row else None
+
+    def episode_ids(self, show_ids: list[int]) -> list[int]:
+        if not show_ids:
+            return []
+        marks = ",".join("?" * len(show_ids))
+        sql = f"SELECT id FROM episodes WHERE show_id IN ({marks}) ORDER BY show_id, published IS NULL, published, id"
+        return [row[0] for row in self.db.execute(sql, show_ids).fetchall()]
+
+    # -- episodes ------------------------------------------------------------------------------------------
+
+    def process_episodes(self, episode_ids: list[int]) -> None:
+        with self.progress.bar(total=len(episode_ids), desc="episodes", unit="ep") as bar:
+            for episode_id in episode_ids:
+                episode = self.db["episodes"].get(episode_id)
+                try:
+                    self.transcript_stage(episode)
+                except StageError as exc:  # recorded in `stages`, shown by `status`, retried next run
+                    self.fail(self.describe_episode(episode), exc.stage, exc.cause)
+                bar.update(1)
+
+    def describe_episode(self, episode: dict) -> str:
+        show = self.db["shows"].get(episode["show_id"])
+        return f"{show['title'] or show['feed_url']} / {episode['guid']}"
+
+    def transcript_stage(self, episode: dict) -> None:
+        from .transcript_files import choose_transcript
+
+        links = [TranscriptLinkRow(**row) for row in self.db.query(
+            "SELECT url, type, language, rel FROM feed_transcripts WHERE episode_id = ?", [episode["id"]]
+        )]
+        chosen = choose_transcript(links)
+        if chosen is not None:
+            self.feed_transcript(episode, chosen)
+        elif episode["enclosure_url"]:
+            self.whisper_transcript(episode)
+
+    def feed_transcript(self, episode: dict, link) -> None:
+        from .transcript_files import parse_transcript
+        from .transcripts import fetch_transcript_file, save_transcript
+
+        episode_id = episode["id"]
+        input_hash = sha256_text(link.url, link.type)
+        if stages.is_done(self.db, episode_id, TRANSCRIPT, input_hash):
+            self.report.transcripts_skipped += 1
+            return
+        with self.stage(episode_id, TRANSCRIPT, input_hash):
+            data, content_type = fetch_transcript_file(link.url, self.client)
+            content_hash = hashlib.sha256(data).hexdigest()
+            if not self.same_transcript(episode_id, link.url, content_hash):
+                fmt = link.type or content_type or link.url
+                segments = parse_transcript(data, fmt)
+                source = TranscriptSource(
+                    source="feed", source_url=link.url, format=format_name(fmt), language=link.language,
+                    content_hash=content_hash,
+                )
+                save_transcript(self.db, episode_id, segments, source)
+                self.report.transcripts_made += 1
+
+    @contextmanager
+    def stage(self, episode_id: int, stage: str, input_hash: str):
+        """Record a stage as running, then done; any failure is recorded and re-raised as StageError."""
+        stages.mark_running(self.db, episode_id, stage, input_hash)
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - hostile input may break a third-party parser in any way
+            stages.mark_failed(self.db, episode_id, stage, describe(exc))
+            raise StageError(stage, exc) from exc
+        stages.mark_done(self.db, episode_id, stage, input_hash)
+
+    def same_transcript(self, episode_id: int, source_url: str, content_hash: str) -> bool:
+        row = self.db.execute(
+            "SELECT source_url, content_hash FROM transcripts WHERE episode_id = ?", [episode_id]
+        ).fetchone()
+        return bool(row and row[0] == source_url and row[1] == content_hash)
+
+    def whisper_transcript(self, episode: dict) -> None:
+        audio = self.audio_stage(episode)
+        self.transcribe_stage(episode, audio)
+
+    def audio_stage(self, episode: dict) -> dict:
+        from .audio import download_audio, save_audio
+
+        episode_id = episode["id"]
+        input_hash = sha256_text(episode["enclosure_url"], episode["enclosure_length"])
+        existing = self.db.execute("SELECT * FROM audio WHERE episode_id = ?", [episode_id]).fetchone()
+        if stages.is_done(self.db, episode_id, AUDIO, input_hash) and existing and Path(existing[2]).exists():
+            return self.db["audio"].get(episode_id)
+        dest = self.options.media_dir / str(episode["show_id"]) / f"{episode_id}.audio"
+        with self.stage(episode_id, AUDIO, input_hash):
+            with self.progress.bar(total=None, desc=f"download {episode['guid'][:30]}", unit="B",
+                                   unit_scale=True, leave=False) as bar:
+                downloaded = download_audio(
+                    episode["enclosure_url"], dest, self.client, max_bytes=self.options.max_audio_bytes,
+                    progress=bar.bytes_callback,
+                )
+            save_audio(self.db, episode_id, episode["enclosure_url"], downloaded)
+        return self.db["audio"].get(episode_id)
+
+    def transcribe_stage(self, episode: dict, audio: dict) -> None:
+        from .transcribe import transcribe_file
+        from .transcripts import save_transcript
+
+        episode_id = episode["id"]
+        options = self.transcription_options()
+        input_hash = sha256_text(audio["sha256"], options_fingerprint(options))
+        if stages.is_done(self.db, episode_id, TRANSCRIBE, input_hash):
+            self.report.transcripts_skipped += 1
+            return
+        with self.stage(episode_id, TRANSCRIBE, input_hash):
+            with self.progress.bar(total=episode["duration"] or None, desc=f"transcribe {episode['guid'][:30]}",
+                                   unit="s", leave=False) as bar:
+                segments, source = transcribe_file(
+                    audio["path"], options, model=self.whisper(), progress=bar.seconds_callback
+                )
+            source.source_url = audio["url"]
+            source.content_hash = audio["sha256"]
+            save_transcript(self.db, episode_id, segments, source)
+            self.report.transcripts_made += 1
+
+    def transcription_options(self):
+        from .transcribe import TranscriptionOptions
+
+        if self.options.transcription is None:
+            self.options.transcription = TranscriptionOptions()
+        return self.options.transcription
+
+    def whisper(self):
+        if self._whisper is None:
+            from .transcribe import load_whisper
+
+            self._whisper = load_whisper(self.transcription_options())
+        return self._whisper
+
+    # -- index ---------------------------------------------------------------------------------------------
+
+    def embedder(self):
+        if self._embedder is None:
+            from archive.embeddings import SentenceTransformerEmbedder
+
+            self._embedder = SentenceTransformerEmbedder(self.options.embedding_model)
+        return self._embedder
+
+    def build_index(self):
+        from .index import build_index
+
+        try:
+            self.report.index = build_index(self.db, self.embedder(), client=self.client,
+                                            progress=self.progress.enabled)
+        except PodarchiveError as exc:
+            self.fail("index", "index", exc)
+            return None
+        for failure in getattr(self.report.index, "failures", []) or []:
+            self.report.failures.append(Failure(*failure) if isinstance(failure, tuple) else failure)
+        return self.report.index
+
+    def fail(self, what: str, stage: str, exc: BaseException | str) -> None:
+        message = exc if isinstance(exc, str) else describe(exc)
+        log.warning("%s: %s failed: %s", what, stage, message)
+        self.report.failures.append(Failure(what, stage, message))
+
+
+@dataclass
+class TranscriptLinkRow:
+    url: str
+    type: str | None = None
+    language: str | None = None
+    rel: str | None = None
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line reason for the record: named errors speak for themselves, others get their type."""
+    if isinstance(exc, PodarchiveError):
+        return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+def format_name(fmt: str) -> str:
+    fmt = (fmt or "").lower()
+    for name, needles in (("json", ("json",)), ("vtt", ("vtt",)), ("srt", ("srt", "subrip")),
+                          ("html", ("html",)), ("text", ("text/plain", ".txt"))):
+        if any(needle in fmt for needle in needles):
+            return name
+    return fmt or "unknown"
+
+
+def options_fingerprint(options) -> dict:
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(options) if is_dataclass(options) else dict(vars(options))
+
+
+def ingest_sources(db: sqlite_utils.Database, sources: list[str], options: IngestOptions | None = None,
+                   client=None) -> IngestReport:
+    """Ingest feeds (URLs, files, OPML) into the archive. Never raises for one bad feed or episode."""
+    return Pipeline(db, options, client).run(sources)
+
+
+def index_archive(db: sqlite_utils.Database, embedding_model: str | None = None, progress: bool = False,
+                  client=None):
+    """(Re)build what is missing in the index for every transcribed episode."""
+    pipeline = Pipeline(db, IngestOptions(embedding_model=embedding_model, progress=progress), client)
+    pipeline.build_index()
+    return pipeline.report
