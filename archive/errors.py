@@ -16,6 +16,10 @@ class FeedError(PodarchiveError):
 class FeedFetchError(FeedError):
     """The feed could not be downloaded (network error, HTTP error status)."""
 
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status  # the HTTP status when the server answered with an error
+
 
 class FeedParseError(FeedError):
     """The bytes are not a feed we can read."""

@@ -294,7 +294,8 @@ def parse_feed(content: bytes, base_url: str) -> ParsedFeed:
     try:
         parsed = feedparser.parse(
             io.BytesIO(content),
-            response_headers={"content-location": base_url},
+            # application/xml: honour the document's own encoding declaration, as for a local file
+            response_headers={"content-location": base_url, "content-type": "application/xml"},
             sanitize_html=False,  # notes are stored raw and sanitised on display
         )
     except Exception as exc:  # feedparser is meant never to raise; a bug there is still a parse failure
@@ -498,13 +499,11 @@ def read_podcast_namespace(content: bytes, base_url: str) -> RawFeed:
     if root is None:
         return RawFeed()
     channel, items = _channel_and_items(root)
-    raw = RawFeed(items=[_raw_item(item, base_url, raw_errors := []) for item in items])
-    for item in raw.items:
-        pass
+    raw = RawFeed()
+    raw.items = [_raw_item(item, base_url, raw.errors) for item in items]
     if channel is not None:
         raw.podcast_guid = next((_text(el) for el in _podcast_children(channel, "guid") if _text(el)), None)
         raw.people = _people(channel, base_url)
-    raw.errors = raw_errors
     return raw
 
 
@@ -844,14 +843,20 @@ def _upsert_episode(db, show_id: int, episode: EpisodeInfo) -> tuple[int, str]:
 def _replace_episode_extras(db, episode_id: int, episode: EpisodeInfo) -> None:
     for table in ("feed_transcripts", "soundbites", "feed_people"):
         db.execute(f"DELETE FROM {table} WHERE episode_id = ?", [episode_id])
-    transcripts = {t.url: t for t in reversed(episode.transcripts)}  # first one of a URL wins
     db["feed_transcripts"].insert_all(
-        [{"episode_id": episode_id, **asdict(t)} for t in reversed(list(transcripts.values()))])
-    soundbites = {s.start: s for s in reversed(episode.soundbites)}
+        {"episode_id": episode_id, **asdict(t)} for t in _first_of_each(episode.transcripts, lambda t: t.url))
     db["soundbites"].insert_all(
-        [{"episode_id": episode_id, "start": s.start, "duration": s.duration, "title": s.title}
-         for s in reversed(list(soundbites.values()))])
-    people = {(p.name, p.role): p for p in reversed(episode.people)}
+        {"episode_id": episode_id, "start": s.start, "duration": s.duration, "title": s.title}
+        for s in _first_of_each(episode.soundbites, lambda s: s.start))
     db["feed_people"].insert_all(
-        [{"episode_id": episode_id, "name": p.name, "role": p.role, "person_group": p.group,
-          "href": p.href, "img": p.img} for p in reversed(list(people.values()))])
+        {"episode_id": episode_id, "name": p.name, "role": p.role, "person_group": p.group, "href": p.href,
+         "img": p.img}
+        for p in _first_of_each(episode.people, lambda p: (p.name, p.role)))
+
+
+def _first_of_each(items, key) -> list:
+    """Items in order, keeping the first of those that share a key (the table's primary key)."""
+    seen = {}
+    for item in items:
+        seen.setdefault(key(item), item)
+    return list(seen.values())

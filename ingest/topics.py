@@ -1,0 +1,220 @@
+"""Topic segmentation over passage embeddings, TextTiling style (Hearst 1997, with embeddings for word counts).
+
+For each gap between two passages, compare the mean vector of the `window` passages before it with the mean of
+the `window` after it; a topic shift shows as a valley in that similarity. A gap's depth is how far its similarity
+lies below the highest similarity reached by climbing to each side. Gaps are taken deepest first while their depth
+clears a cut-off (mean - std/2 of all depths, as in TextTiling) and every segment stays at least `min_seconds`
+long, up to `max_segments`. Deterministic: ties go to the earlier gap.
+
+The minimum length adapts to the episode: a fifteenth of it, kept between 45 s and 5 min, so an hour's interview
+gets segments of 4 min or more and a ten-minute one can still have several.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class TopicOptions:
+    window: int = 2
+    min_seconds: float | None = None  # None: from the episode's length (see default_min_seconds)
+    max_segments: int = 24
+    min_passages: int = 2  # the minimum length for transcripts without times
+
+
+def default_min_seconds(duration: float) -> float:
+    return float(min(300.0, max(45.0, duration / 15.0)))
+
+
+def gap_similarities(vectors: np.ndarray, window: int) -> np.ndarray:
+    """Similarity across each gap i (between passage i-1 and i), for i in 1..n-1."""
+    n = len(vectors)
+    sims = np.zeros(max(n - 1, 0), dtype=np.float64)
+    for gap in range(1, n):
+        left = vectors[max(0, gap - window):gap].mean(axis=0)
+        right = vectors[gap:gap + window].mean(axis=0)
+        denom = np.linalg.norm(left) * np.linalg.norm(right)
+        sims[gap - 1] = float(left @ right / denom) if denom else 0.0
+    return sims
+
+
+def depth_scores(sims: np.ndarray) -> np.ndarray:
+    depths = np.zeros_like(sims)
+    for i, value in enumerate(sims):
+        left_peak = value
+        for j in range(i - 1, -1, -1):
+            if sims[j] < left_peak:
+                break
+            left_peak = sims[j]
+        right_peak = value
+        for j in range(i + 1, len(sims)):
+            if sims[j] < right_peak:
+                break
+            right_peak = sims[j]
+        depths[i] = (left_peak - value) + (right_peak - value)
+    return depths
+
+
+def _long_enough(starts: list[float], ends: list[float], boundaries: list[int], timed: bool,
+                 min_seconds: float, min_passages: int) -> bool:
+    edges = sorted(boundaries) + [len(starts)]
+    previous = 0
+    for edge in edges:
+        if edge <= previous:
+            return False
+        if timed:
+            if ends[edge - 1] - starts[previous] < min_seconds:
+                return False
+        elif edge - previous < min_passages:
+            return False
+        previous = edge
+    return True
+
+
+def topic_boundaries(vectors: np.ndarray, starts: list[float], ends: list[float],
+                     options: TopicOptions | None = None) -> list[int]:
+    """Indices of the passages that open a topic segment; always starts with 0 (empty for no passages)."""
+    options = options or TopicOptions()
+    n = len(vectors)
+    if n == 0:
+        return []
+    if n < 2:
+        return [0]
+    timed = bool(ends) and max(ends) > 0
+    duration = (ends[-1] - starts[0]) if timed else 0.0
+    min_seconds = options.min_seconds if options.min_seconds is not None else default_min_seconds(duration)
+    depths = depth_scores(gap_similarities(np.asarray(vectors, dtype=np.float64), options.window))
+    cutoff = depths.mean() - depths.std() / 2
+    chosen: list[int] = []
+    for gap in sorted(range(len(depths)), key=lambda g: (-depths[g], g)):
+        if depths[gap] <= 0 or depths[gap] < cutoff or len(chosen) + 1 >= options.max_segments:
+            break
+        candidate = chosen + [gap + 1]
+        if _long_enough(starts, ends, candidate, timed, min_seconds, options.min_passages):
+            chosen = candidate
+    return [0] + sorted(chosen)
+
+
+def topic_segments(vectors: np.ndarray, starts: list[float], ends: list[float],
+                   options: TopicOptions | None = None) -> list[tuple[int, int]]:
+    """(first, last + 1) passage indices of each topic segment, in order."""
+    bounds = topic_boundaries(vectors, starts, ends, options)
+    return [(b, bounds[i + 1] if i + 1 < len(bounds) else len(vectors)) for i, b in enumerate(bounds)]
+
+
+# ---- keyphrases: short titles for topic segments ---------------------------------------------------------------
+
+# Function words plus the fillers of spoken English; a keyphrase neither starts nor ends with one and holds none.
+STOPWORDS = frozenset("""
+a about above across actually after afterwards again against ago ah all almost alone along already also although
+always am among an and another any anybody anyhow anyone anything anyway anyways anywhere are aren't around as ask
+asked asking at away back bad basically be became because become becomes been before behind being below beside
+besides best better between beyond big bit both but by can can't cannot certainly come comes coming could couldn't
+day days did didn't different do does doesn't doing don't done down during each easy either else enough especially
+even ever every everybody everyone everything exactly example fact far feel few fine first for found from further
+get gets getting give given go goes going gone good got gotten great guess guy guys had hadn't happen happened has
+hasn't have haven't having he he's hear heard hello her here hers herself hey hi him himself his honestly how
+however huh i i'd i'll i'm i've idea if important in indeed instead interesting into is isn't it it's its itself
+just keep kind knew know known last later least less let let's like likely literally little long look looking lot
+lots made main make makes making many may maybe me mean means meant might mind mine more most mostly much must my
+myself need needed needs never new next nice no nobody none nor not nothing now of off often oh ok okay old on
+once one ones only onto or other others otherwise our ours ourselves out over own part particular people perhaps
+point pretty probably put quite rather really right said same saw say saying says see seem seemed seems seen she
+should shouldn't show since so some somebody somehow someone something sometimes somewhat sort start started
+still stuff such super sure take taken talk talked talking tell than thank thanks that that's the their theirs
+them themselves then there there's these they they're thing things think thinking this those though thought
+through time times to today together too took toward towards tried true try trying um uh under understand until
+up upon us use used using usually very via wait want wanted wants was wasn't way ways we we'll we're we've well
+went were weren't what what's whatever when where whether which while who whole whom whose why will with within
+without won't work worked working would wouldn't wow yeah year years yes yet you you'd you'll you're you've your
+yours yourself yourselves episode podcast welcome question questions answer today's
+""".split())
+
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’+#./-]*[A-Za-z0-9+#]|[A-Za-z]")
+_CLAUSE = re.compile(r"[.,;:!?()\[\]\"“”—–]+")
+
+
+def _candidate_phrases(text: str, max_words: int = 3) -> list[tuple[str, str]]:
+    """(key, surface) of every 1-3 word run of content words in text, clause by clause."""
+    out = []
+    for clause in _CLAUSE.split(text):
+        words = [w.replace("’", "'") for w in _WORD.findall(clause)]
+        for i in range(len(words)):
+            for size in range(1, max_words + 1):
+                run = words[i:i + size]
+                if len(run) < size:
+                    break
+                keys = [w.lower() for w in run]
+                if any(k in STOPWORDS or k.isdigit() or len(k) < 2 for k in keys):
+                    break
+                out.append((" ".join(keys), " ".join(run)))
+    return out
+
+
+def keyphrases(segment_texts: list[str], top: int = 3) -> list[list[str]]:
+    """For each text, its most distinctive phrases against the other texts (TF-IDF over 1-3 word phrases).
+
+    Longer phrases count for more (a two-word phrase repeated is a better title than either word), phrases
+    seen once in a long text are ignored, and a phrase sharing a word with a better one is skipped.
+    """
+    counted = []
+    for text in segment_texts:
+        counts: Counter = Counter()
+        surfaces: dict[str, Counter] = {}
+        for key, surface in _candidate_phrases(text):
+            counts[key] += 1
+            surfaces.setdefault(key, Counter())[surface] += 1
+        counted.append((counts, surfaces))
+    n_docs = len(segment_texts)
+    doc_freq: Counter = Counter()
+    for counts, _ in counted:
+        doc_freq.update(counts.keys())
+    result = []
+    for (counts, surfaces), text in zip(counted, segment_texts):
+        min_count = 2 if len(text.split()) > 150 else 1
+        scored = []
+        for key, count in counts.items():
+            if count < min_count:
+                continue
+            idf = math.log((1 + n_docs) / (1 + doc_freq[key])) + 1
+            size = key.count(" ") + 1
+            scored.append((count * idf * (1 + 0.6 * (size - 1)), key))
+        scored.sort(key=lambda item: (-item[0], item[1]))
+        chosen: list[str] = []
+        used: set[str] = set()
+        for _, key in scored:
+            words = set(key.split())
+            if words & used:
+                continue
+            chosen.append(_display_form(surfaces[key]))
+            used |= words
+            if len(chosen) == top:
+                break
+        result.append(chosen)
+    return result
+
+
+def _display_form(surfaces: Counter) -> str:
+    """The spelling to show: the most common one, lower-cased unless it is a name or acronym mid-sentence."""
+    surface = max(surfaces.items(), key=lambda item: (item[1], item[0]))[0]
+    lower = surface.lower()
+    if lower in surfaces:
+        return lower
+    return surface
+
+
+def phrase_title(phrases: list[str], max_phrases: int = 2, max_chars: int = 60) -> str:
+    """"Data labeling, X-ray machines": the first phrases, first letter upper case, within max_chars."""
+    title = ""
+    for phrase in phrases[:max_phrases]:
+        candidate = f"{title}, {phrase}" if title else phrase
+        if len(candidate) > max_chars and title:
+            break
+        title = candidate
+    return title[:1].upper() + title[1:]

@@ -1,0 +1,1 @@
+"""Jinja templates of the web site (installed as the package `archive.templates`)."""
