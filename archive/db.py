@@ -303,3 +303,32 @@ def m006_feed_people(db):
         ALTER TABLE shows ADD COLUMN people TEXT;   -- JSON list of channel-level podcast:person
         """
     )
+
+
+@migration
+def m007_search_versions(db):
+    """Counters that change whenever what the search indexes hold changes: a side index (vectors, keywords)
+    built at version N is stale once the counter moved on. Triggers keep them, whoever writes."""
+    bumps = {
+        "passages": ("text", "vectors"),
+        "embeddings": ("vectors",),
+        "takeaways": ("text",),
+    }
+    statements = [
+        "CREATE TABLE search_versions (name TEXT PRIMARY KEY, version INTEGER NOT NULL DEFAULT 0);",
+        "INSERT INTO search_versions (name, version) VALUES ('text', 0), ('vectors', 0);",
+    ]
+    for table, names in bumps.items():
+        where = ", ".join(f"'{name}'" for name in names)
+        for event in ("INSERT", "DELETE", "UPDATE"):
+            statements.append(
+                f"CREATE TRIGGER {table}_{event.lower()}_search_version AFTER {event} ON {table} BEGIN "
+                f"UPDATE search_versions SET version = version + 1 WHERE name IN ({where}); END;"
+            )
+    for event in ("INSERT", "DELETE", "UPDATE OF title, notes_text"):
+        name = event.split()[0].lower()
+        statements.append(
+            f"CREATE TRIGGER episodes_{name}_search_version AFTER {event} ON episodes BEGIN "
+            "UPDATE search_versions SET version = version + 1 WHERE name = 'text'; END;"
+        )
+    db.executescript("\n".join(statements))

@@ -33,6 +33,10 @@ class TranscriptFormatError(PodarchiveError):
     """A transcript file could not be parsed in the format it claims."""
 
 
+class TranscriptFetchError(PodarchiveError):
+    """A feed's transcript file could not be downloaded or read."""
+
+
 class TranscriptionError(PodarchiveError):
     """Whisper failed on an audio file."""
 
@@ -47,6 +51,10 @@ class NotFoundError(PodarchiveError):
 
 class SearchError(PodarchiveError):
     """A search could not be run (bad mode, bad date filter)."""
+
+
+class ChaptersError(PodarchiveError):
+    """A feed's chapters file could not be fetched or is not a Podcasting 2.0 chapters file."""
 
 
 class StageError(PodarchiveError):

@@ -158,7 +158,8 @@ def people_by_episode(db: sqlite_utils.Database, episode_ids: list[int]) -> dict
         return found
     marks = ",".join("?" for _ in episode_ids)
     rows = db.query(
-        "SELECT episode_people.episode_id, people.name, people.slug, episode_people.role FROM episode_people "
+        "SELECT episode_people.episode_id, people.name, people.slug, people.href, people.img, episode_people.role, "
+        "episode_people.person_group FROM episode_people "
         f"JOIN people ON people.id = episode_people.person_id WHERE episode_people.episode_id IN ({marks}) "
         "ORDER BY episode_people.role = 'host', people.name COLLATE NOCASE",
         list(episode_ids),

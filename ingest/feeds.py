@@ -41,6 +41,8 @@ PODCAST_NAMESPACES = {
     "https://github.com/Podcastindex-org/podcast-namespace/blob/main/docs/1.0.md",
     "https://github.com/podcastindex-org/podcast-namespace/blob/main/docs/1.0.md",
 }
+RSS1_NAMESPACE = "http://purl.org/rss/1.0/"
+ATOM_NAMESPACE = "http://www.w3.org/2005/Atom"
 EPISODE_TYPES = {"full", "trailer", "bonus"}
 
 
@@ -128,7 +130,12 @@ class SavedFeed:
 
 
 def is_url(source: str) -> bool:
-    return urlsplit(source).scheme.lower() in ("http", "https")
+    return source.split(":", 1)[0].lower() in ("http", "https") and "://" in source
+
+
+def canonical_feed_url(source: str) -> str:
+    """The show's natural key for a SOURCE: an http(s) URL as given, a local file as the file:// URI of its path."""
+    return source if is_url(source) else _local_path(source).resolve().as_uri()
 
 
 def _local_path(source: str) -> Path:
@@ -141,19 +148,19 @@ def expand_sources(sources: list[str], client: httpx.Client) -> list[str]:
     """Feed URLs and feed file paths for the SOURCEs given, OPML lists expanded, duplicates dropped.
 
     A URL counts as OPML when its path ends in `.opml` (telling otherwise would cost a download per feed);
-    a local file counts as OPML when its root element is `<opml>`.
+    a local file when its name ends in `.opml` or its root element is `<opml>`.
     """
     expanded: list[str] = []
     for source in sources:
         if is_url(source):
-            if urlsplit(source).path.lower().endswith(".opml"):
+            if source.split("#")[0].split("?")[0].lower().endswith(".opml"):
                 expanded.extend(opml_feed_urls(_download(source, client).content, source))
             else:
                 expanded.append(source)
             continue
         path = _local_path(source)
         data = _read_source_file(path, source)
-        if _root_name(data) == "opml":
+        if path.suffix.lower() == ".opml" or _root_name(data) == "opml":
             expanded.extend(opml_feed_urls(data, path.resolve().as_uri()))
         else:
             expanded.append(source)
@@ -184,13 +191,19 @@ def _xml_parser() -> etree.XMLParser:
     return etree.XMLParser(recover=True, resolve_entities=False, no_network=True, load_dtd=False)
 
 
+def _without_leading_whitespace(data: bytes) -> bytes:
+    """Whitespace before the XML declaration makes a document ill-formed (and feedparser slow): drop it.
+
+    Only when markup follows: in UTF-16 without a byte order mark, a space is followed by a NUL byte.
+    """
+    stripped = data.lstrip()
+    return stripped if stripped[:1] == b"<" else data
+
+
 def _parse_xml(data: bytes):
     """The root element of possibly broken XML, or None when nothing can be recovered."""
-    # Whitespace before the XML declaration is an error libxml2 cannot recover from.
-    if data[:1].isspace():
-        data = data.lstrip()
     try:
-        return etree.fromstring(data, _xml_parser())
+        return etree.fromstring(_without_leading_whitespace(data), _xml_parser())
     except (etree.XMLSyntaxError, ValueError):
         return None
 
@@ -232,25 +245,26 @@ def opml_feed_urls(data: bytes, opml_url: str) -> list[str]:
 
 
 def fetch_feed(source: str, client: httpx.Client, etag: str | None = None,
-               last_modified: str | None = None) -> FetchedFeed:
+               last_modified: str | None = None, http_options: http.HttpOptions | None = None) -> FetchedFeed:
     """The feed's bytes. For URLs a conditional GET: a 304 gives `not_modified=True` and no content."""
     if is_url(source):
-        return _fetch_url(source, client, etag, last_modified)
-    path = _local_path(source).resolve()
+        return _fetch_url(source, client, etag, last_modified, http_options)
+    path = _local_path(source)
     try:
         content = path.read_bytes()
     except OSError as exc:
         raise FeedFetchError(f"{source}: cannot read feed file ({exc.strerror or exc})") from exc
-    return FetchedFeed(url=path.as_uri(), content=content)
+    return FetchedFeed(url=canonical_feed_url(source), content=content)
 
 
-def _fetch_url(url: str, client: httpx.Client, etag: str | None, last_modified: str | None) -> FetchedFeed:
+def _fetch_url(url: str, client: httpx.Client, etag: str | None, last_modified: str | None,
+               options: http.HttpOptions | None) -> FetchedFeed:
     headers = {}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
-    response = _download(url, client, headers=headers, allow_not_modified=True)
+    response = _download(url, client, headers=headers, allow_not_modified=True, options=options)
     if response.status_code == 304:
         return FetchedFeed(
             url=url,
@@ -269,10 +283,10 @@ def _fetch_url(url: str, client: httpx.Client, etag: str | None, last_modified: 
     )
 
 
-def _download(url: str, client: httpx.Client, headers: dict | None = None,
-              allow_not_modified: bool = False) -> httpx.Response:
+def _download(url: str, client: httpx.Client, headers: dict | None = None, allow_not_modified: bool = False,
+              options: http.HttpOptions | None = None) -> httpx.Response:
     try:
-        response = http.get(client, url, headers=headers)
+        response = http.get(client, url, headers=headers, options=options)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise FeedFetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
     if response.status_code == 304 and allow_not_modified:
@@ -291,19 +305,25 @@ def parse_feed(content: bytes, base_url: str) -> ParsedFeed:
     Raises FeedParseError when the bytes are not a feed at all. A bad item is skipped and reported in
     `item_errors`; the rest of the feed is kept.
     """
+    content = _without_leading_whitespace(content)
     try:
         parsed = feedparser.parse(
             io.BytesIO(content),
-            # application/xml: honour the document's own encoding declaration, as for a local file
-            response_headers={"content-location": base_url, "content-type": "application/xml"},
+            # No content-location: feedparser would resolve plain guids against it ("ep-1" -> "http://host/ep-1").
+            # application/xml: honour the document's own encoding declaration, as for a local file.
+            response_headers={"content-type": "application/xml"},
             sanitize_html=False,  # notes are stored raw and sanitised on display
         )
     except Exception as exc:  # feedparser is meant never to raise; a bug there is still a parse failure
         raise FeedParseError(f"{base_url}: {type(exc).__name__}: {exc}") from exc
     _check_is_feed(parsed, base_url)
 
-    raw = read_podcast_namespace(content, base_url)
     errors: list[str] = []
+    try:
+        raw = read_podcast_namespace(content, base_url)
+    except Exception as exc:  # the extra pass must never cost the feed: feedparser's fields still stand
+        raw = RawFeed()
+        errors.append(f"Podcasting 2.0 elements not read: {type(exc).__name__}: {exc}")
     raw_items = _match_raw_items(parsed.entries, raw.items)
     episodes: list[EpisodeInfo] = []
     seen_guids: set[str] = set()
@@ -328,8 +348,14 @@ def _check_is_feed(parsed, base_url: str) -> None:
         return
     if not parsed.get("version"):
         raise FeedParseError(f"{base_url}: not an RSS or Atom feed{_bozo_reason(parsed)}")
-    if parsed.bozo and not parsed.feed:
+    if _broken_xml(parsed) and not parsed.feed:
         raise FeedParseError(f"{base_url}: broken feed with nothing readable{_bozo_reason(parsed)}")
+
+
+def _broken_xml(parsed) -> bool:
+    # feedparser also sets bozo for mere warnings (a wrong encoding declaration it worked around).
+    warnings = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
+    return bool(parsed.bozo) and not isinstance(parsed.get("bozo_exception"), warnings)
 
 
 def _bozo_reason(parsed) -> str:
@@ -367,13 +393,13 @@ def _episode(entry, raw: RawItem, base_url: str) -> EpisodeInfo:
     published = _iso_date(entry.get("published_parsed") or entry.get("updated_parsed"))
     notes_html = _notes_html(entry)
     chapters = raw.chapters or _feedparser_chapters(entry)
-    episode = EpisodeInfo(
+    return EpisodeInfo(
         guid=_guid(entry, enclosure.url, title, published),
         title=title,
         link=_resolve(base_url, entry.get("link")),
         published=published,
-        season=parse_int(entry.get("itunes_season")),
-        episode_number=parse_int(entry.get("itunes_episode")),
+        season=_first_positive_int(entry.get("itunes_season"), raw.season),
+        episode_number=_first_positive_int(entry.get("itunes_episode"), raw.episode),
         episode_type=_episode_type(entry.get("itunes_episodetype")),
         duration=parse_duration(entry.get("itunes_duration")),
         description=_clean(entry.get("summary")),
@@ -389,7 +415,6 @@ def _episode(entry, raw: RawItem, base_url: str) -> EpisodeInfo:
         people=raw.people,
         soundbites=raw.soundbites,
     )
-    return episode
 
 
 def _guid(entry, enclosure_url: str | None, title: str | None, published: str | None) -> str:
@@ -479,6 +504,8 @@ def _feedparser_transcripts(entry, base_url: str) -> list[TranscriptLink]:
 @dataclass
 class RawItem:
     guid: str | None = None
+    season: str | None = None  # podcast:season / podcast:episode: numbers when itunes: gives none
+    episode: str | None = None
     transcripts: list[TranscriptLink] = field(default_factory=list)
     chapters: tuple[str, str | None] | None = None
     people: list[PersonRef] = field(default_factory=list)
@@ -494,7 +521,10 @@ class RawFeed:
 
 
 def read_podcast_namespace(content: bytes, base_url: str) -> RawFeed:
-    """Podcasting 2.0 elements of the channel and of each item, in document order. Never raises."""
+    """Podcasting 2.0 elements of the channel and of each item, in document order.
+
+    Broken XML gives what libxml2 can recover, possibly nothing.
+    """
     root = _parse_xml(content)
     if root is None:
         return RawFeed()
@@ -502,23 +532,30 @@ def read_podcast_namespace(content: bytes, base_url: str) -> RawFeed:
     raw = RawFeed()
     raw.items = [_raw_item(item, base_url, raw.errors) for item in items]
     if channel is not None:
-        raw.podcast_guid = next((_text(el) for el in _podcast_children(channel, "guid") if _text(el)), None)
+        raw.podcast_guid = _first_text(channel, "guid")
         raw.people = _people(channel, base_url)
     return raw
 
 
 def _channel_and_items(root):
+    """The channel element and the items, in document order.
+
+    Items are looked for anywhere: recovering from broken XML (an unclosed tag) can nest one item inside another.
+    """
     local = _split_tag(root.tag)[1]
     if local == "rss":
         channel = next((child for child in root if _split_tag(child.tag)[1] == "channel"), None)
-        items = [] if channel is None else [c for c in channel if _split_tag(c.tag)[1] == "item"]
-        return channel, items
+        return channel, _elements(root, "item", {None})
     if local == "RDF":  # RSS 1.0: items are siblings of the channel
         channel = next((child for child in root if _split_tag(child.tag)[1] == "channel"), None)
-        return channel, [c for c in root if _split_tag(c.tag)[1] == "item"]
-    if local == "feed":  # Atom
-        return root, [c for c in root if _split_tag(c.tag)[1] == "entry"]
+        return channel, _elements(root, "item", {RSS1_NAMESPACE})
+    if local == "feed":
+        return root, _elements(root, "entry", {ATOM_NAMESPACE})
     return None, []
+
+
+def _elements(root, name: str, namespaces: set) -> list:
+    return [el for el in root.iter() if _split_tag(el.tag) in {(ns, name) for ns in namespaces}]
 
 
 def _is_podcast(element, name: str) -> bool:
@@ -535,6 +572,10 @@ def _text(element) -> str | None:
     return text or None
 
 
+def _first_text(parent, name: str) -> str | None:
+    return next((_text(el) for el in _podcast_children(parent, name) if _text(el)), None)
+
+
 def _attr(element, name: str) -> str | None:
     value = element.get(name)
     if value is None:  # some publishers write podcast attributes in lower case
@@ -544,15 +585,15 @@ def _attr(element, name: str) -> str | None:
 
 
 def _raw_item(item, base_url: str, errors: list[str]) -> RawItem:
-    guid = next((_text(c) for c in item if _split_tag(c.tag)[1] in ("guid", "id") and _text(c)), None)
-    raw = RawItem(guid=guid, people=_people(item, base_url))
+    guid = next((_text(c) for c in item
+                 if _split_tag(c.tag)[1] in ("guid", "id") and not _is_podcast(c, "guid") and _text(c)), None)
+    raw = RawItem(guid=guid, people=_people(item, base_url),
+                  season=_first_text(item, "season"), episode=_first_text(item, "episode"))
     for element in _podcast_children(item, "transcript"):
-        url = _attr(element, "url")
-        if url and all(t.url != _resolve(base_url, url) for t in raw.transcripts):
-            raw.transcripts.append(TranscriptLink(
-                url=_resolve(base_url, url), type=_attr(element, "type"),
-                language=_attr(element, "language"), rel=_attr(element, "rel"),
-            ))
+        url = _resolve(base_url, _attr(element, "url"))
+        if url and url not in {t.url for t in raw.transcripts}:
+            raw.transcripts.append(TranscriptLink(url=url, type=_attr(element, "type"),
+                                                  language=_attr(element, "language"), rel=_attr(element, "rel")))
     chapters = next((c for c in _podcast_children(item, "chapters") if _attr(c, "url")), None)
     if chapters is not None:
         raw.chapters = (_attr(chapters, "url"), _attr(chapters, "type"))
@@ -639,6 +680,11 @@ def parse_int(value) -> int | None:
         return None
 
 
+def _first_positive_int(*values) -> int | None:
+    """The first value that is a positive integer: itunes:season and itunes:episode are "non-zero integers"."""
+    return next((number for number in map(parse_int, values) if number is not None and number > 0), None)
+
+
 def _iso_date(parsed_time) -> str | None:
     if not parsed_time:
         return None
@@ -695,7 +741,8 @@ class _TextExtractor(HTMLParser):
     def handle_endtag(self, tag):
         if tag in _SKIP_TAGS and self.skipping:
             self.skipping -= 1
-        self._break(tag)
+        if tag in _BLOCK_TAGS:  # a line tag (li, br, ...) breaks before itself only
+            self._break(tag)
 
     def handle_data(self, data):
         if not self.skipping:
@@ -727,8 +774,11 @@ def _tidy_lines(text: str) -> str:
 
 
 def feed_state(db: sqlite_utils.Database, feed_url: str) -> tuple[str | None, str | None, str | None] | None:
-    """(etag, last_modified, content_hash) stored for a feed, for a conditional GET; None if never seen."""
-    row = _show_row(db, feed_url)
+    """(etag, last_modified, content_hash) stored for a feed, for a conditional GET; None if never seen.
+
+    `feed_url` may be any SOURCE form (URL, path, file:// URI).
+    """
+    row = _show_row(db, canonical_feed_url(feed_url))
     return (row["etag"], row["last_modified"], row["content_hash"]) if row else None
 
 
@@ -768,7 +818,11 @@ def _save_not_modified(db: sqlite_utils.Database, fetched: FetchedFeed) -> Saved
 
 
 def record_feed_error(db: sqlite_utils.Database, feed_url: str, message: str) -> int:
-    """Store a fetch or parse failure on the show row (made if needed) so `status` can show it. Returns show id."""
+    """Store a fetch or parse failure on the show row (made if needed) so `status` can show it. Returns show id.
+
+    `feed_url` may be any SOURCE form: a local path is keyed by its file:// URI, as `fetch_feed` does.
+    """
+    feed_url = canonical_feed_url(feed_url)
     now = utcnow()
     with db.atomic():
         row = _show_row(db, feed_url)

@@ -120,25 +120,21 @@ class Pipeline:
             state = feed_state(self.db, feed_url)
             etag, last_modified = (state[0], state[1]) if state else (None, None)
             fetched = fetch_feed(feed_url, self.client, etag=etag, last_modified=last_modified)
-            if fetched.not_modified:
+            if fetched.not_modified:  # 304: nothing to write beyond clearing an old error
                 self.report.feeds_not_modified += 1
-                return self.show_id(fetched.url)
-            parsed = parse_feed(fetched.content, getattr(fetched, "base_url", None) or fetched.url)
+                return save_feed(self.db, fetched, None).show_id
+            parsed = parse_feed(fetched.content, fetched.base)
             saved = save_feed(self.db, fetched, parsed)
         except Exception as exc:  # noqa: BLE001 - a hostile feed may break a parser in any way
-            record_feed_error(self.db, feed_url, describe(exc))
+            show_id = record_feed_error(self.db, feed_url, describe(exc))  # keyed like fetch_feed's url
             self.fail(feed_url, "feed", exc)
-            return self.show_id(feed_url)
+            return show_id
         for error in parsed.item_errors:
             self.report.failures.append(Failure(feed_url, "feed item", error))
         self.report.episodes_new += len(saved.new)
         self.report.episodes_changed += len(saved.changed)
         self.report.episodes_unchanged += len(saved.unchanged)
         return saved.show_id
-
-    def show_id(self, feed_url: str) -> int | None:
-        row = self.db.execute("SELECT id FROM shows WHERE feed_url = ?", [feed_url]).fetchone()
-        return row[0] if row else None
 
     def episode_ids(self, show_ids: list[int]) -> list[int]:
         if not show_ids:

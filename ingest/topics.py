@@ -157,47 +157,110 @@ def _candidate_phrases(text: str, max_words: int = 3) -> list[tuple[str, str]]:
     return out
 
 
-def keyphrases(segment_texts: list[str], top: int = 3) -> list[list[str]]:
-    """For each text, its most distinctive phrases against the other texts (TF-IDF over 1-3 word phrases).
+def keyphrases(segment_passages: list[list[str]], top: int = 3, embedder=None,
+               centroids: np.ndarray | None = None) -> list[list[str]]:
+    """For each topic segment (given as its passages' texts), its most distinctive phrases.
 
-    Longer phrases count for more (a two-word phrase repeated is a better title than either word), phrases
-    seen once in a long text are ignored, and a phrase sharing a word with a better one is skipped.
+    Candidates are 1-3 word runs of content words, scored by TF-IDF: count in the segment times the inverse of
+    the share of the episode's passages that use them, so words used all through the episode do not title one
+    part of it; longer phrases count for more, phrases seen once in a long segment are ignored. With an embedder
+    and the segments' centroid vectors, the best candidates are re-ranked by closeness to the segment's meaning
+    with maximal marginal relevance (as KeyBERT does), so the title says what the segment is about rather than
+    what it repeats. A phrase sharing a word with a chosen one is skipped.
     """
-    counted = []
-    for text in segment_texts:
+    passage_counts = [[_phrase_counts(text) for text in passages] for passages in segment_passages]
+    n_passages = sum(len(p) for p in passage_counts) or 1
+    doc_freq: Counter = Counter()
+    for passages in passage_counts:
+        for counts, _ in passages:
+            doc_freq.update(counts.keys())
+    ranked_lists, surface_maps = [], []
+    for index, passages in enumerate(passage_counts):
         counts: Counter = Counter()
         surfaces: dict[str, Counter] = {}
-        for key, surface in _candidate_phrases(text):
-            counts[key] += 1
-            surfaces.setdefault(key, Counter())[surface] += 1
-        counted.append((counts, surfaces))
-    n_docs = len(segment_texts)
-    doc_freq: Counter = Counter()
-    for counts, _ in counted:
-        doc_freq.update(counts.keys())
-    result = []
-    for (counts, surfaces), text in zip(counted, segment_texts):
-        min_count = 2 if len(text.split()) > 150 else 1
+        for passage_count, passage_surfaces in passages:
+            counts.update(passage_count)
+            for key, forms in passage_surfaces.items():
+                surfaces.setdefault(key, Counter()).update(forms)
+        words = sum(len(text.split()) for text in segment_passages[index])
+        min_count = 2 if words > 150 else 1
         scored = []
         for key, count in counts.items():
             if count < min_count:
                 continue
-            idf = math.log((1 + n_docs) / (1 + doc_freq[key])) + 1
+            idf = math.log(n_passages / doc_freq[key]) + 1
             size = key.count(" ") + 1
             scored.append((count * idf * (1 + 0.6 * (size - 1)), key))
         scored.sort(key=lambda item: (-item[0], item[1]))
-        chosen: list[str] = []
-        used: set[str] = set()
-        for _, key in scored:
-            words = set(key.split())
-            if words & used:
-                continue
-            chosen.append(_display_form(surfaces[key]))
-            used |= words
-            if len(chosen) == top:
-                break
-        result.append(chosen)
-    return result
+        ranked_lists.append(scored)
+        surface_maps.append(surfaces)
+    if embedder is not None and centroids is not None:
+        ranked = _rerank_by_meaning(ranked_lists, np.asarray(centroids, dtype=np.float32), embedder)
+    else:
+        ranked = [[key for _, key in scored] for scored in ranked_lists]
+    return [_distinct(keys, surfaces, top) for keys, surfaces in zip(ranked, surface_maps)]
+
+
+def _phrase_counts(text: str) -> tuple[Counter, dict[str, Counter]]:
+    counts: Counter = Counter()
+    surfaces: dict[str, Counter] = {}
+    for key, surface in _candidate_phrases(text):
+        counts[key] += 1
+        surfaces.setdefault(key, Counter())[surface] += 1
+    return counts, surfaces
+
+
+def _rerank_by_meaning(ranked_lists: list[list[tuple[float, str]]], centroids: np.ndarray, embedder,
+                       candidates: int = 20, diversity: float = 0.3) -> list[list[str]]:
+    """Re-rank each segment's best candidates: close to this segment, not to the whole episode (its theme would
+    otherwise title every segment), and not a near-repeat of a phrase already taken."""
+    unique = sorted({key for scored in ranked_lists for _, key in scored[:candidates]})
+    if not unique:
+        return [[] for _ in ranked_lists]
+    vectors = dict(zip(unique, embedder.embed(unique)))
+    theme = centroids.mean(axis=0)
+    theme = theme / (np.linalg.norm(theme) or 1.0)
+    out = []
+    for scored, centroid in zip(ranked_lists, centroids):
+        top = scored[:candidates]
+        if not top:
+            out.append([])
+            continue
+        keys = [key for _, key in top]
+        matrix = np.stack([vectors[key] for key in keys])
+        centre = centroid / (np.linalg.norm(centroid) or 1.0)
+        tfidf = np.asarray([score for score, _ in top]) / top[0][0]
+        relevance = matrix @ centre - 0.5 * (matrix @ theme) + 0.2 * tfidf
+        out.append([keys[i] for i in _mmr_order(matrix, relevance, diversity)])
+    return out
+
+
+def _mmr_order(matrix: np.ndarray, relevance: np.ndarray, diversity: float) -> list[int]:
+    order: list[int] = []
+    remaining = list(range(len(relevance)))
+    while remaining:
+        def mmr(i: int) -> float:
+            redundancy = max((float(matrix[i] @ matrix[j]) for j in order), default=0.0)
+            return (1 - diversity) * float(relevance[i]) - diversity * redundancy
+
+        best = max(remaining, key=lambda i: (mmr(i), -i))
+        order.append(best)
+        remaining.remove(best)
+    return order
+
+
+def _distinct(ranked: list[str], surfaces: dict[str, Counter], top: int) -> list[str]:
+    chosen: list[str] = []
+    used: set[str] = set()
+    for key in ranked:
+        words = set(key.split())
+        if words & used:
+            continue
+        chosen.append(_display_form(surfaces[key]))
+        used |= words
+        if len(chosen) == top:
+            break
+    return chosen
 
 
 def _display_form(surfaces: Counter) -> str:

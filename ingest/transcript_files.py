@@ -15,7 +15,8 @@ Formats, per the Podcasting 2.0 transcript spec: WebVTT, SRT, JSON, HTML and pla
   duration when the caller knows it. Estimated times keep `?t=` links roughly right; the transcript's format
   ("text" or "html") tells readers that the times are estimates. A paragraph that begins with a timestamp
   (`[00:01:02]` or `1:02`, as `to_text()` writes) uses it.
-- Cue text loses its markup, entities are decoded, whitespace collapsed; empty cues are dropped. A file that
+- WebVTT cue text loses its tags and entities, SRT its formatting tags (<i>, <b>, <u>, <font>, {\\an8}); JSON
+  bodies are plain text. Whitespace is collapsed and empty cues are dropped. A file that
   is empty or holds no cue raises `TranscriptFormatError` saying why.
 """
 
@@ -69,12 +70,14 @@ WORDS_PER_SECOND = 2.5  # 150 words a minute: the estimate for files without tim
 MERGE_MAX_GAP = 1.5  # seconds of silence that end a merged sentence
 MERGE_MAX_WORDS = 60
 
-# "Sarah:", "Speaker 1:", "Dr. Jane Smith:" at the start of a cue or paragraph.
-SPEAKER_PREFIX = re.compile(r"^\s*([A-Z][\w'.\-]*(?: [A-Z0-9][\w'.\-]*){0,3})\s?:\s+(?=\S)")
+# "Sarah:", "Speaker 1:", "Dr. Jane Smith:", "Gillian Ó Brien:" at the start of a cue or paragraph: up to four
+# words, each capitalised (or a number), the first one capitalised.
+SPEAKER_PREFIX = re.compile(r"^\s*([^\W_][\w'.\-]*(?: [^\W_][\w'.\-]*){0,3})\s?:\s+(?=\S)")
 TIMESTAMP_PREFIX = re.compile(r"^\s*\[?((?:\d{1,2}:)?\d{1,2}:\d{2}(?:[.,]\d{1,3})?)\]?\s+")
 SRT_SIGNATURE = re.compile(r"\A\s*\d+\s*\n\s*\d+:\d{2}:\d{2}[,.]\d{1,3}\s*-->")
 HTML_SIGNATURE = re.compile(r"\A\s*(?:<\?xml[^>]*>\s*)?<(?:!doctype\s+html|html)\b", re.IGNORECASE)
 TAG = re.compile(r"<[^>\n]*>")
+SRT_TAG = re.compile(r"</?(?:i|b|u|s|font)\b[^>\n]*>|\{\\[^}\n]*\}", re.IGNORECASE)  # <i>, <font ...>, {\an8}
 
 
 class TranscriptLinkLike(Protocol):
@@ -171,6 +174,16 @@ def sniff_format(text: str) -> str | None:
     return None
 
 
+def detect_format(data: bytes, fmt_or_mime: str | None, url: str | None = None) -> str:
+    """The format `parse_transcript` reads `data` as: the file's own signature, else the declared type (a
+    format name, a MIME type, or a URL / file name with an extension), else `url`'s extension, else text."""
+    return _detect(decode_text(data, _charset(fmt_or_mime)), fmt_or_mime, url)
+
+
+def _detect(text: str, fmt_or_mime: str | None, url: str | None) -> str:
+    return sniff_format(text) or format_of(fmt_or_mime, url) or format_of(None, fmt_or_mime) or TEXT
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Parsing
 
@@ -179,15 +192,15 @@ def parse_transcript(data: bytes, fmt_or_mime: str | None, *, url: str | None = 
                      duration: float | None = None) -> list[Segment]:
     """Parse a transcript file into segments.
 
-    `fmt_or_mime` is a format name (vtt, srt, json, html, text) or a MIME type (charset honoured); `url` helps
-    when the type is missing or odd; `duration` (seconds) scales the estimated times of untimed formats.
+    `fmt_or_mime` is a format name (vtt, srt, json, html, text), a MIME type (charset honoured) or a URL or file
+    name with an extension; `url` helps when the type is missing or odd; `duration` (seconds) scales the estimated times of untimed formats.
     """
     if not data or not data.strip():
         raise TranscriptFormatError("the transcript file is empty")
     text = decode_text(data, _charset(fmt_or_mime)).replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
     if not text.strip():
         raise TranscriptFormatError("the transcript file is empty")
-    fmt = sniff_format(text) or format_of(fmt_or_mime, url) or TEXT
+    fmt = _detect(text, fmt_or_mime, url)
     parser = {VTT: parse_vtt, SRT: parse_srt, JSON: parse_json, HTML: parse_html, TEXT: parse_text}[fmt]
     segments = parser(text, duration=duration) if fmt in (HTML, TEXT) else parser(text)
     if not segments:
@@ -195,9 +208,11 @@ def parse_transcript(data: bytes, fmt_or_mime: str | None, *, url: str | None = 
     return segments
 
 
-def clean_text(raw: str) -> str:
+def clean_text(raw: str, markup: re.Pattern | None = TAG) -> str:
     """Cue text without markup or entities, whitespace collapsed."""
-    return " ".join(html.unescape(TAG.sub(" ", raw)).split())
+    if markup is not None:
+        raw = html.unescape(markup.sub("", raw))
+    return " ".join(raw.split())
 
 
 def parse_vtt(text: str) -> list[Segment]:
@@ -226,7 +241,7 @@ def parse_srt(text: str) -> list[Segment]:
         raise TranscriptFormatError(f"not a readable SRT file: {exc}") from exc
     segments, speaker = [], None
     for cue in cues:
-        named, body = split_speaker(clean_text(cue.content))
+        named, body = split_speaker(clean_text(cue.content, SRT_TAG))
         speaker = named or speaker
         if body:
             segments.append(Segment(cue.start.total_seconds(), cue.end.total_seconds(), body, speaker))
@@ -252,7 +267,7 @@ def parse_json(text: str) -> list[Segment]:
 def _json_segment(item) -> Segment | None:
     if not isinstance(item, dict):
         return None
-    body = clean_text(str(item.get("body") or ""))
+    body = clean_text(str(item.get("body") or ""), markup=None)  # plain text by the spec
     start = _number(item.get("startTime"))
     if not body or start is None:
         return None
@@ -312,21 +327,28 @@ class _TranscriptHTML(HTMLParser):
         self.speaker: str | None = None
         self.time: float | None = None
         self._inside: str | None = None
+        self._skipping: str | None = None
         self._buffer: list[str] = []
         self.loose_text: list[str] = []
 
     def handle_starttag(self, tag, attrs):
-        if tag in ("cite", "time", "p"):
+        if tag in ("script", "style"):
+            self._skipping = tag
+        elif tag in ("cite", "time", "p"):
             self._flush()
             self._inside = tag
         elif tag == "br" and self._inside:
             self._buffer.append(" ")
 
     def handle_endtag(self, tag):
-        if tag == self._inside:
+        if tag == self._skipping:
+            self._skipping = None
+        elif tag == self._inside:
             self._flush()
 
     def handle_data(self, data):
+        if self._skipping:
+            return
         (self._buffer if self._inside else self.loose_text).append(data)
 
     def _flush(self):
@@ -408,7 +430,8 @@ def parse_clock(value: str) -> float | None:
 def split_speaker(text: str) -> tuple[str | None, str]:
     """'Sarah: In today's episode' -> ('Sarah', "In today's episode")."""
     match = SPEAKER_PREFIX.match(text)
-    if not match:
+    if not match or not all(word[0].isupper() or word[0].isdigit() for word in match.group(1).split()) \
+            or not match.group(1)[0].isupper():
         return None, text.strip()
     return match.group(1).strip(), text[match.end():].strip()
 

@@ -52,7 +52,8 @@ def _read_local(url: str, max_bytes: int) -> tuple[bytes, str | None]:
 
 @contextmanager
 def atomic(db: sqlite_utils.Database):
-    """All or nothing, whether or not a transaction is already open (a savepoint nests)."""
+    """All or nothing. A savepoint: outside a transaction, its release commits; inside the caller's
+    transaction, it nests and the caller commits."""
     conn = db.conn
     conn.execute("SAVEPOINT save_transcript")
     try:
@@ -62,14 +63,6 @@ def atomic(db: sqlite_utils.Database):
         conn.execute("RELEASE SAVEPOINT save_transcript")
         raise
     conn.execute("RELEASE SAVEPOINT save_transcript")
-    if conn.in_transaction and not _outer_transaction_expected(conn):
-        conn.commit()
-
-
-def _outer_transaction_expected(conn) -> bool:
-    # RELEASE of the outermost savepoint commits in SQLite; Python may still report an implicit transaction
-    # it opened itself, which commit() closes. Nothing else of ours is pending here.
-    return False
 
 
 def save_transcript(db: sqlite_utils.Database, episode_id: int, segments: Iterable[Segment],

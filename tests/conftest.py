@@ -42,7 +42,8 @@ def serve_directory(directory: Path):
     """Serve a folder over HTTP on loopback; returns (base_url, server)."""
     handler = functools.partial(_QuietHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits up to one interval, at every test's teardown.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     return f"http://127.0.0.1:{server.server_address[1]}", server
 

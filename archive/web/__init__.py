@@ -47,6 +47,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         static_folder=str(files("archive.static")),
         static_url_path="/static",
     )
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
     app.config.from_mapping({setting.name: setting.default() for setting in SETTINGS})
     app.config.from_prefixed_env("PODARCHIVE")
     if test_config:

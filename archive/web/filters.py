@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import urlsplit
 
 from flask import Flask
 
@@ -61,7 +62,19 @@ def date_iso(value: str | None) -> str:
     return parsed.date().isoformat() if parsed else ""
 
 
+def safe_url(url: str | None) -> str:
+    """The URL if it is http(s), else '': links from feeds never run script."""
+    if not url:
+        return ""
+    try:
+        scheme = urlsplit(url.strip()).scheme.lower()
+    except ValueError:
+        return ""
+    return url.strip() if scheme in ("http", "https") else ""
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_filter(safe_url)
     app.add_template_filter(timecode)
     app.add_template_filter(duration_text)
     app.add_template_filter(iso_duration)

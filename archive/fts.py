@@ -1,0 +1,149 @@
+"""User queries made safe for full-text search.
+
+A query typed by a user is never handed to FTS5 (or Tantivy) as it is: quotes, AND/OR/NOT/NEAR, `*`, `^`, `:`,
+column filters and parentheses all mean something there, and an unbalanced one is a syntax error. `parse_query`
+tokenises the input into clauses that keep only what a user expects of a search box:
+
+* "exact phrases" between balanced double quotes;
+* prefix* : a trailing `*` on a word of at least two characters;
+* every other word, as a plain term (operators are words like any other).
+
+`fts5_match` then writes a MATCH expression where every clause is a quoted string, so nothing in it can be read
+as syntax. Common English words are left out of AND queries (they would only narrow a query to passages that
+happen to say "the"), unless the query has nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+MAX_QUERY_CHARS = 1000
+MAX_CLAUSES = 24
+MIN_PREFIX_CHARS = 2
+
+# Words that carry no topic in a listener's question ("what do they say about ...").
+STOPWORDS = frozenset(
+    """
+    a about above after again against all also am an and any are aren as at be because been before being below
+    between both but by can cannot could couldn did didn do does doesn doing don down during each few for from
+    further get gets got had hadn has hasn have haven having he her here hers herself him himself his how i if in
+    into is isn it its itself just let lets like me more most mustn my myself no nor not now of off on once only
+    or other ought our ours ourselves out over own really s same say says she should shouldn so some such t talk
+    talks talked tell than that the their theirs them themselves then there these they this those through to too
+    under until up us very was wasn we were weren what when where which while who whom why will with won would
+    wouldn you your yours yourself yourselves anyone someone something thing things discuss discussed episode
+    episodes podcast mention mentioned
+    """.split()
+)
+
+_PHRASE_OR_WORD = re.compile(r'"([^"]*)"|([^\s"]+)')
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One searchable unit: a word, a phrase (several words in order), either possibly ending in a prefix."""
+
+    words: tuple[str, ...]
+    prefix: bool = False
+    phrase: bool = False
+
+    @property
+    def is_stopword(self) -> bool:
+        return not self.phrase and not self.prefix and self.words[0] in STOPWORDS
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    clauses: tuple[Clause, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.clauses
+
+    def required(self) -> tuple[Clause, ...]:
+        """The clauses an AND query needs: all but stopwords, or all when there is nothing else."""
+        content = tuple(c for c in self.clauses if not c.is_stopword)
+        return content or self.clauses
+
+    def words(self) -> list[str]:
+        """Every distinct word of the query (stopwords left out when anything else is there), for highlights."""
+        seen: dict[str, None] = {}
+        for clause in self.required():
+            for word in clause.words:
+                seen.setdefault(word, None)
+        return list(seen)
+
+
+def normalise(text: str) -> str:
+    """NFKC, lower case, control characters (NUL included) turned into spaces, and no longer than we search."""
+    text = unicodedata.normalize("NFKC", text or "")[:MAX_QUERY_CHARS]
+    return "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") else ch for ch in text).lower()
+
+
+def parse_query(text: str) -> ParsedQuery:
+    """Tokenise a user's query into clauses; never raises, whatever the input."""
+    text = normalise(text)
+    if text.count('"') % 2:  # an unbalanced quote is a typo, not a phrase
+        last = text.rfind('"')
+        text = text[:last] + " " + text[last + 1:]
+    clauses: list[Clause] = []
+    for match in _PHRASE_OR_WORD.finditer(text):
+        phrase, bare = match.groups()
+        if phrase is not None:
+            clauses.extend(_phrase_clauses(phrase))
+        else:
+            clauses.extend(_word_clauses(bare))
+    unique = tuple(dict.fromkeys(clauses))
+    return ParsedQuery(unique[:MAX_CLAUSES])
+
+
+def _phrase_clauses(phrase: str) -> list[Clause]:
+    words = tuple(_WORD.findall(phrase))
+    if not words:
+        return []
+    prefix = phrase.rstrip().endswith("*") and len(words[-1]) >= MIN_PREFIX_CHARS
+    return [Clause(words, prefix=prefix, phrase=len(words) > 1)]
+
+
+def _word_clauses(token: str) -> list[Clause]:
+    """A bare token may hold punctuation ("c++", "ml-ops", "NEAR(a"): its words become separate clauses, and a
+    trailing `*` makes the last one a prefix."""
+    words = _WORD.findall(token)
+    if not words:
+        return []
+    prefix = token.endswith("*") and len(words[-1]) >= MIN_PREFIX_CHARS and token.rstrip("*").endswith(words[-1])
+    clauses = [Clause((word,)) for word in words[:-1]]
+    clauses.append(Clause((words[-1],), prefix=prefix))
+    return clauses
+
+
+def quote(words: tuple[str, ...] | list[str]) -> str:
+    # Words hold letters and digits only, so a double quote never appears inside; doubling is belt and braces.
+    return '"' + " ".join(words).replace('"', '""') + '"'
+
+
+def fts5_clause(clause: Clause) -> str:
+    return quote(clause.words) + (" *" if clause.prefix else "")
+
+
+def fts5_match(query: ParsedQuery, operator: str = "AND") -> str:
+    """A MATCH expression for FTS5: every clause quoted, joined by AND (stopwords dropped) or OR.
+    Returns "" for a query with nothing to search."""
+    if operator not in ("AND", "OR"):
+        raise ValueError(f"operator must be AND or OR, not {operator!r}")
+    clauses = query.required() if operator == "AND" else query.clauses
+    return f" {operator} ".join(fts5_clause(c) for c in clauses)
+
+
+def highlight_match(query: ParsedQuery) -> str:
+    """A MATCH expression that finds any of the query's words, used to highlight them in any passage."""
+    words = [Clause((word,)) for word in query.words()]
+    return " OR ".join(fts5_clause(c) for c in words)
+
+
+def tantivy_clause(clause: Clause) -> str:
+    """The same clause in Tantivy's query language: a quoted phrase (its analyzer stems it), `*` for a prefix."""
+    return quote(clause.words) + ("*" if clause.prefix else "")

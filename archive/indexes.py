@@ -1,0 +1,457 @@
+"""The search indexes kept beside the archive's tables, for the sizes where SQLite alone is too slow.
+
+Small archives (below `LARGE_ARCHIVE_PASSAGES` passages, a few hundred hours of audio) need nothing beside the
+database file: keyword search ranks with FTS5's bm25 and semantic search multiplies the query vector with every
+passage vector held in memory (exact). Both cost time in proportion to what matches, which at a million
+passages is seconds for a common word. Large archives therefore get two side indexes in `<db>.index/`:
+
+* vectors: a faiss IVF index with 8-bit scalar-quantised vectors (a quarter of float32's memory), searched in
+  `nprobe` of its cells; `bench/search_speed.py` reports its recall@10 against exact search.
+* keywords: a Tantivy index (BM25 with block-max WAND: top-k without scoring every match) over passages,
+  takeaways and episode titles and notes. FTS5 tables stay, for snippets and for datasette.
+
+Every index records the `search_versions` counter it was built at (migration m007: triggers bump it on any
+write to passages, embeddings, takeaways or episode titles and notes). A search that finds the counter moved on
+rebuilds the index, and `build_index` rebuilds it at the end of ingest, so a site normally finds it fresh.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import sqlite_utils
+
+log = logging.getLogger(__name__)
+
+LARGE_ARCHIVE_PASSAGES = 50_000
+EXACT_FILTERED_MAX = 20_000  # a filtered ANN search over fewer allowed vectors than this runs exact instead
+DEFAULT_NPROBE = 32
+KINDS = ("passage", "takeaway", "episode")
+FETCH_CHUNK = 20_000
+
+_cache: dict[tuple, object] = {}
+_cache_lock = threading.Lock()
+
+
+# -- where and when -------------------------------------------------------------------------------------------
+
+def db_file(db: sqlite_utils.Database) -> str | None:
+    """The main database file's path, or None for an in-memory database."""
+    for row in db.execute("PRAGMA database_list").fetchall():
+        if row[1] == "main":
+            return row[2] or None
+    return None
+
+
+def index_dir(db: sqlite_utils.Database) -> Path | None:
+    path = db_file(db)
+    return Path(path + ".index") if path else None
+
+
+def cache_key(db: sqlite_utils.Database) -> str:
+    """The file path; an in-memory database gets a token of its own in a TEMP table (ids of connections are
+    reused once one is closed, and a connection takes no weak reference)."""
+    path = db_file(db)
+    if path:
+        return path
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS podarchive_cache_token (token TEXT)")
+    row = db.execute("SELECT token FROM temp.podarchive_cache_token").fetchone()
+    if row is None:
+        token = uuid.uuid4().hex
+        db.execute("INSERT INTO temp.podarchive_cache_token VALUES (?)", [token])
+        return f"memory:{token}"
+    return f"memory:{row[0]}"
+
+
+def search_version(db: sqlite_utils.Database, name: str) -> int:
+    row = db.execute("SELECT version FROM search_versions WHERE name = ?", [name]).fetchone()
+    return int(row[0]) if row else 0
+
+
+def passage_count(db: sqlite_utils.Database) -> int:
+    return int(db.execute("SELECT count(*) FROM passages").fetchone()[0])
+
+
+def is_large(db: sqlite_utils.Database, threshold: int | None = None) -> bool:
+    threshold = LARGE_ARCHIVE_PASSAGES if threshold is None else threshold
+    return passage_count(db) >= threshold
+
+
+def model_slug(model: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_") or "model"
+
+
+def _read_meta(directory: Path, name: str) -> dict | None:
+    try:
+        return json.loads((directory / f"{name}.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_meta(directory: Path, name: str, meta: dict) -> None:
+    tmp = directory / f".{name}.json.tmp"
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, directory / f"{name}.json")
+
+
+def _writable_dir(db: sqlite_utils.Database) -> Path | None:
+    directory = index_dir(db)
+    if directory is None:
+        return None
+    try:
+        directory.mkdir(exist_ok=True)
+    except OSError:
+        return None
+    return directory if os.access(directory, os.W_OK) else None
+
+
+# -- vectors --------------------------------------------------------------------------------------------------
+
+def _vector_rows(db: sqlite_utils.Database, model: str, where: str = "", params: tuple = ()):
+    """(passage id, episode id, vector bytes) for every passage embedded with `model`, in passage id order."""
+    sql = (
+        "SELECT p.id, p.episode_id, e.vector FROM passages p "
+        "JOIN embeddings e ON e.model = ? AND e.content_hash = p.content_hash "
+        f"{where} ORDER BY p.id"
+    )
+    cursor = db.execute(sql, (model, *params))
+    while True:
+        rows = cursor.fetchmany(FETCH_CHUNK)
+        if not rows:
+            return
+        yield rows
+
+
+def _unpack(rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    episodes = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+    vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+    return ids, episodes, vectors
+
+
+@dataclass
+class VectorHits:
+    ids: np.ndarray  # passage ids, best first
+    scores: np.ndarray  # cosine similarity (approximate for the quantised index)
+
+
+class ExactVectorIndex:
+    """Every passage vector in one float32 matrix: a matrix-vector product per query."""
+
+    kind = "exact"
+
+    def __init__(self, ids: np.ndarray, episodes: np.ndarray, matrix: np.ndarray, version: int):
+        self.ids, self.episodes, self.matrix, self.version = ids, episodes, matrix, version
+
+    @classmethod
+    def build(cls, db, model: str, version: int) -> "ExactVectorIndex":
+        parts = [_unpack(rows) for rows in _vector_rows(db, model)]
+        if not parts:
+            return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 1), np.float32), version)
+        ids, episodes, vectors = (np.concatenate(p) for p in zip(*parts))
+        return cls(ids, episodes, np.ascontiguousarray(vectors), version)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def search(self, query: np.ndarray, k: int, allowed_episodes: np.ndarray | None = None) -> VectorHits:
+        if not len(self.ids) or query.shape[-1] != self.matrix.shape[1]:
+            return VectorHits(np.zeros(0, np.int64), np.zeros(0, np.float32))
+        positions = None
+        if allowed_episodes is not None:
+            positions = np.flatnonzero(np.isin(self.episodes, allowed_episodes))
+            scores = self.matrix[positions] @ query
+        else:
+            scores = self.matrix @ query
+        top = _top_k(scores, k)
+        picked = top if positions is None else positions[top]
+        return VectorHits(self.ids[picked], scores[top])
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    if len(scores) <= k:
+        return np.argsort(-scores, kind="stable")
+    part = np.argpartition(-scores, k)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]
+
+
+class IVFVectorIndex:
+    """faiss IVF with 8-bit scalar quantisation; inner product = cosine on L2-normalised vectors."""
+
+    kind = "ivf-sq8"
+
+    def __init__(self, index, ids: np.ndarray, episodes: np.ndarray, version: int, nprobe: int = DEFAULT_NPROBE):
+        self.index, self.ids, self.episodes, self.version, self.nprobe = index, ids, episodes, version, nprobe
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @staticmethod
+    def cells_for(count: int) -> int:
+        return int(min(16384, max(16, round(2 * math.sqrt(count)))))
+
+    @classmethod
+    def build(cls, db, model: str, version: int, nprobe: int = DEFAULT_NPROBE, progress=None) -> "IVFVectorIndex":
+        import faiss
+
+        count = int(db.execute(
+            "SELECT count(*) FROM passages p JOIN embeddings e ON e.model = ? AND e.content_hash = p.content_hash",
+            [model],
+        ).fetchone()[0])
+        if count == 0:
+            raise ValueError("no passage has a vector for this model")
+        cells = cls.cells_for(count)
+        sample = _training_sample(db, model, count, cells * 50)
+        dims = sample.shape[1]
+        quantizer = faiss.IndexFlatIP(dims)
+        index = faiss.IndexIVFScalarQuantizer(quantizer, dims, cells, faiss.ScalarQuantizer.QT_8bit,
+                                              faiss.METRIC_INNER_PRODUCT)
+        index.train(sample)
+        del sample
+        all_ids, all_episodes = [], []
+        for rows in _vector_rows(db, model):
+            ids, episodes, vectors = _unpack(rows)
+            index.add_with_ids(vectors, ids)
+            all_ids.append(ids)
+            all_episodes.append(episodes)
+            if progress:
+                progress(sum(len(i) for i in all_ids), count)
+        index.make_direct_map(faiss.DirectMap.Hashtable)
+        return cls(index, np.concatenate(all_ids), np.concatenate(all_episodes), version, nprobe)
+
+    def search(self, query: np.ndarray, k: int, allowed_episodes: np.ndarray | None = None) -> VectorHits:
+        import faiss
+
+        if query.shape[-1] != self.index.d:
+            return VectorHits(np.zeros(0, np.int64), np.zeros(0, np.float32))
+        query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        params = faiss.SearchParametersIVF(nprobe=self.nprobe)
+        if allowed_episodes is not None:
+            allowed = self.ids[np.isin(self.episodes, allowed_episodes)]
+            if len(allowed) <= EXACT_FILTERED_MAX:
+                return self._exact_subset(query[0], allowed, k)
+            selector = faiss.IDSelectorBatch(allowed)
+            params = faiss.SearchParametersIVF(nprobe=self.nprobe * 4, sel=selector)
+        scores, ids = self.index.search(query, k, params=params)
+        keep = ids[0] >= 0
+        return VectorHits(ids[0][keep], scores[0][keep])
+
+    def _exact_subset(self, query: np.ndarray, allowed: np.ndarray, k: int) -> VectorHits:
+        if not len(allowed):
+            return VectorHits(np.zeros(0, np.int64), np.zeros(0, np.float32))
+        vectors = self.index.reconstruct_batch(allowed)
+        scores = vectors @ query
+        top = _top_k(scores, k)
+        return VectorHits(allowed[top], scores[top])
+
+    def save(self, directory: Path, model: str) -> None:
+        import faiss
+
+        stem = directory / f"vectors-{model_slug(model)}"
+        faiss.write_index(self.index, str(stem) + ".faiss.tmp")
+        np.savez(str(stem) + ".tmp.npz", ids=self.ids, episodes=self.episodes)
+        os.replace(str(stem) + ".faiss.tmp", str(stem) + ".faiss")
+        os.replace(str(stem) + ".tmp.npz", str(stem) + ".npz")
+        _write_meta(directory, f"vectors-{model_slug(model)}", {"model": model, "version": self.version,
+                                                               "count": len(self.ids), "kind": self.kind})
+
+    @classmethod
+    def load(cls, directory: Path, model: str, version: int, nprobe: int = DEFAULT_NPROBE):
+        import faiss
+
+        stem = directory / f"vectors-{model_slug(model)}"
+        meta = _read_meta(directory, f"vectors-{model_slug(model)}")
+        if not meta or meta.get("version") != version or meta.get("model") != model:
+            return None
+        try:
+            index = faiss.read_index(str(stem) + ".faiss")
+            arrays = np.load(str(stem) + ".npz")
+        except (OSError, RuntimeError, ValueError):
+            return None
+        index.make_direct_map(faiss.DirectMap.Hashtable)
+        return cls(index, arrays["ids"], arrays["episodes"], version, nprobe)
+
+
+def _training_sample(db, model: str, count: int, size: int) -> np.ndarray:
+    """A random sample of about `size` vectors, enough to train the IVF cells."""
+    step = max(1, count // max(size, 1))
+    parts = [_unpack(rows)[2] for rows in _vector_rows(db, model, "WHERE abs(random() % ?) = 0", (step,))]
+    if not parts:
+        parts = [_unpack(next(_vector_rows(db, model)))[2]]
+    return np.ascontiguousarray(np.concatenate(parts))
+
+
+def vector_index(db: sqlite_utils.Database, model: str, *, large: bool | None = None, rebuild: bool = False,
+                 nprobe: int = DEFAULT_NPROBE, progress=None):
+    """The vector index for `model`, fresh for the archive as it is now: from the process cache, from
+    `<db>.index/`, or built (and saved there when the folder is writable)."""
+    version = search_version(db, "vectors")
+    key = (cache_key(db), "vectors", model)
+    cached = _cache.get(key)
+    if cached is not None and cached.version == version and not rebuild:
+        return cached
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None and cached.version == version and not rebuild:
+            return cached
+        if large is None:
+            large = is_large(db)
+        index = None
+        if large:
+            directory = index_dir(db)
+            if directory is not None and not rebuild:
+                index = IVFVectorIndex.load(directory, model, version, nprobe)
+            if index is None:
+                index = IVFVectorIndex.build(db, model, version, nprobe, progress)
+                directory = _writable_dir(db)
+                if directory is not None:
+                    index.save(directory, model)
+        else:
+            index = ExactVectorIndex.build(db, model, version)
+        _cache[key] = index
+        return index
+
+
+# -- keywords (large archives) ------------------------------------------------------------------------------
+
+def _keyword_schema():
+    import tantivy
+
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("text", stored=False, tokenizer_name="en_stem", index_option="position")
+    builder.add_integer_field("kind", stored=False, indexed=True, fast=False)
+    builder.add_integer_field("ref", stored=False, indexed=False, fast=True)
+    builder.add_integer_field("episode", stored=False, indexed=True, fast=True)
+    return builder.build()
+
+
+def _keyword_documents(db: sqlite_utils.Database):
+    """(kind number, row id, episode id, text) of everything keyword search ranks."""
+    yield from ((0, *row) for row in db.execute("SELECT id, episode_id, text FROM passages"))
+    yield from ((1, *row) for row in db.execute(
+        "SELECT id, episode_id, title || '. ' || coalesce(text, '') FROM takeaways"))
+    yield from ((2, *row) for row in db.execute(
+        "SELECT id, id, coalesce(title, '') || '. ' || coalesce(notes_text, '') FROM episodes"))
+
+
+class KeywordIndex:
+    """Tantivy BM25 over passages, takeaways and episodes (title + notes); one ranked list per kind."""
+
+    def __init__(self, index, version: int, path: Path | None = None):
+        self.index, self.version, self.path = index, version, path
+        self.index.reload()
+        self.searcher = index.searcher()
+        self.schema = index.schema
+
+    @classmethod
+    def build(cls, db, version: int, path: Path | None = None, progress=None) -> "KeywordIndex":
+        import tantivy
+
+        schema = _keyword_schema()
+        if path is not None:
+            path.mkdir(parents=True, exist_ok=True)
+            index = tantivy.Index(schema, path=str(path), reuse=False)
+        else:
+            index = tantivy.Index(schema)
+        writer = index.writer(heap_size=128_000_000, num_threads=2)
+        for n, (kind, ref, episode, text) in enumerate(_keyword_documents(db), start=1):
+            writer.add_document(tantivy.Document(kind=kind, ref=int(ref), episode=int(episode), text=text or ""))
+            if progress and n % 50_000 == 0:
+                progress(n)
+        writer.commit()
+        writer.wait_merging_threads()
+        return cls(index, version, path)
+
+    def parse(self, clause_text: str):
+        return self.index.parse_query(clause_text, ["text"])
+
+    def search(self, clauses: list[str], kind: str, k: int, operator: str = "AND",
+               allowed_episodes: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Ranked (row id, BM25 score) of one kind; clauses are Tantivy query strings from archive.fts."""
+        import tantivy
+
+        if not clauses:
+            return []
+        occur = tantivy.Occur.Must if operator == "AND" else tantivy.Occur.Should
+        text_query = tantivy.Query.boolean_query([(occur, self.parse(c)) for c in clauses])
+        parts = [
+            (tantivy.Occur.Must, text_query),
+            (tantivy.Occur.Must, tantivy.Query.term_query(self.schema, "kind", KINDS.index(kind))),
+        ]
+        if allowed_episodes is not None:
+            if not len(allowed_episodes):
+                return []
+            parts.append((tantivy.Occur.Must, tantivy.Query.term_set_query(
+                self.schema, "episode", [int(e) for e in allowed_episodes])))
+        result = self.searcher.search(tantivy.Query.boolean_query(parts), k, count=False)
+        if not result.hits:
+            return []
+        refs = self.searcher.fast_field_values("ref", [address for _, address in result.hits])
+        return [(int(ref), float(score)) for (score, _), ref in zip(result.hits, refs)]
+
+
+def keyword_index(db: sqlite_utils.Database, *, rebuild: bool = False, progress=None) -> KeywordIndex:
+    """The Tantivy index, fresh for the archive as it is now (cache, `<db>.index/keywords`, or built)."""
+    version = search_version(db, "text")
+    key = (cache_key(db), "keywords")
+    cached = _cache.get(key)
+    if cached is not None and cached.version == version and not rebuild:
+        return cached
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None and cached.version == version and not rebuild:
+            return cached
+        index = None
+        directory = index_dir(db)
+        if directory is not None and not rebuild:
+            meta = _read_meta(directory, "keywords")
+            if meta and meta.get("version") == version:
+                index = _open_keywords(directory / "keywords", version)
+        if index is None:
+            writable = _writable_dir(db)
+            if writable is not None:
+                tmp = Path(tempfile.mkdtemp(prefix=".keywords-", dir=writable))
+                index = KeywordIndex.build(db, version, tmp, progress)
+                target = writable / "keywords"
+                old = writable / f".keywords-old-{os.getpid()}"
+                if target.exists():
+                    os.replace(target, old)
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+                index = _open_keywords(target, version)
+                _write_meta(writable, "keywords", {"version": version})
+            else:
+                index = KeywordIndex.build(db, version, None, progress)
+        _cache[key] = index
+        return index
+
+
+def _open_keywords(path: Path, version: int) -> KeywordIndex | None:
+    import tantivy
+
+    try:
+        return KeywordIndex(tantivy.Index.open(str(path)), version, path)
+    except (OSError, ValueError):
+        return None
+
+
+def forget(db: sqlite_utils.Database | None = None) -> None:
+    """Drop cached indexes (of one archive, or all): the next search loads or builds them again."""
+    with _cache_lock:
+        if db is None:
+            _cache.clear()
+            return
+        key = cache_key(db)
+        for cached in [k for k in _cache if k[0] == key]:
+            del _cache[cached]

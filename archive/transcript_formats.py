@@ -1,0 +1,110 @@
+"""A stored transcript as WebVTT, SRT, Podcasting 2.0 JSON or readable text (CLI and web exports).
+
+Reads the store only: no Whisper, no torch.
+
+- `to_vtt`: a `<v Speaker>` voice span on every cue whose speaker is known.
+- `to_srt`: a `Speaker: ` prefix on every cue whose speaker is known (the Podcasting 2.0 convention).
+- `to_json`: {"version": "1.0.0", "segments": [{"speaker", "startTime", "endTime", "body"}]}, one entry per
+  segment (sentence-level; "speaker" left out when unknown).
+- `to_text`: paragraphs for reading. A new paragraph starts when the speaker changes or after about a minute;
+  each begins with its start time in brackets and, when the speaker changed, the speaker's name:
+  `[00:01:02] Sarah: In today's episode ...`. `ingest.transcript_files.parse_transcript` reads this back.
+
+The three timed formats round-trip through `parse_transcript`: times (to the millisecond), text and speakers
+come back equal (an unnamed cue after a named one is read as the same speaker, as the spec intends).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import sqlite_utils
+import srt
+
+from archive.records import Segment, Word
+
+PARAGRAPH_SECONDS = 60.0
+
+
+def load_segments(db: sqlite_utils.Database, episode_id: int) -> list[Segment]:
+    """The episode's transcript segments in order; an empty list when it has no transcript."""
+    rows = db.execute(
+        """SELECT s.start, s.end, s.text, s.speaker, s.words FROM segments s
+           JOIN transcripts t ON t.id = s.transcript_id
+           WHERE t.episode_id = ? ORDER BY s.idx""",
+        [episode_id],
+    ).fetchall()
+    return [Segment(start, end, text, speaker, _words(words)) for start, end, text, speaker, words in rows]
+
+
+def _words(value: str | None) -> list[Word] | None:
+    if not value:
+        return None
+    return [Word(w["word"], w["start"], w["end"], w.get("probability")) for w in json.loads(value)]
+
+
+def _clock(seconds: float, separator: str = ".") -> str:
+    milliseconds = max(0, round(seconds * 1000))
+    hours, rest = divmod(milliseconds, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def _escape_vtt(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _voice(speaker: str) -> str:
+    # A voice annotation ends at '>' and cannot hold a line break.
+    return " ".join(_escape_vtt(speaker).split())
+
+
+def to_vtt(segments: list[Segment]) -> str:
+    blocks = ["WEBVTT"]
+    for segment in segments:
+        voice = f"<v {_voice(segment.speaker)}>" if segment.speaker else ""
+        blocks.append(
+            f"{_clock(segment.start)} --> {_clock(max(segment.end, segment.start))}\n"
+            f"{voice}{_escape_vtt(' '.join(segment.text.split()))}"
+        )
+    return "\n\n".join(blocks) + "\n"
+
+
+def to_srt(segments: list[Segment]) -> str:
+    cues = [
+        srt.Subtitle(
+            index=number,
+            start=dt.timedelta(milliseconds=round(segment.start * 1000)),
+            end=dt.timedelta(milliseconds=round(max(segment.end, segment.start) * 1000)),
+            content=(f"{segment.speaker}: " if segment.speaker else "") + " ".join(segment.text.split()),
+        )
+        for number, segment in enumerate(segments, start=1)
+    ]
+    return srt.compose(cues, reindex=False)
+
+
+def to_json(segments: list[Segment]) -> str:
+    items = []
+    for segment in segments:
+        item = {"speaker": segment.speaker} if segment.speaker else {}
+        item.update(startTime=round(segment.start, 3), endTime=round(max(segment.end, segment.start), 3),
+                    body=segment.text)
+        items.append(item)
+    return json.dumps({"version": "1.0.0", "segments": items}, ensure_ascii=False, indent=2) + "\n"
+
+
+def to_text(segments: list[Segment]) -> str:
+    paragraphs: list[tuple[float, str | None, bool, list[str]]] = []  # start, speaker, name it, texts
+    for segment in segments:
+        current = paragraphs[-1] if paragraphs else None
+        speaker_changed = current is None or segment.speaker != current[1]
+        if speaker_changed or segment.start - current[0] >= PARAGRAPH_SECONDS:
+            paragraphs.append((segment.start, segment.speaker, speaker_changed and bool(segment.speaker), []))
+        paragraphs[-1][3].append(segment.text)
+    lines = []
+    for start, speaker, name_it, texts in paragraphs:
+        label = f"{speaker}: " if name_it else ""
+        lines.append(f"[{_clock(start)[:8]}] {label}{' '.join(' '.join(texts).split())}")
+    return "\n\n".join(lines) + ("\n" if lines else "")

@@ -1,0 +1,234 @@
+"""The JSON API (documented in docs/API.md): field names here are a contract, change them only by adding."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request, url_for
+
+from archive import queries
+from archive.sanitize import clean_notes
+
+from . import params
+from .db import get_db
+from .searching import SearchProblem, result_json, run_search
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def show_json(row: dict) -> dict:
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "link": row["link"],
+        "description": row["description"],
+        "language": row["language"],
+        "author": row["author"],
+        "image": row["image"],
+        "source_feed_url": row["feed_url"],
+        "episode_count": row["episode_count"],
+        "url": url_for("pages.show", show_id=row["id"], _external=True),
+        "feed_url": url_for("feeds.show_feed", show_id=row["id"], _external=True),
+        "api_url": url_for("api.show", show_id=row["id"], _external=True),
+    }
+
+
+def episode_json(row: dict) -> dict:
+    return {
+        "id": row["id"],
+        "show_id": row["show_id"],
+        "show_title": row["show_title"],
+        "guid": row["guid"],
+        "title": row["title"],
+        "published": row["published"],
+        "season": row["season"],
+        "episode_number": row["episode_number"],
+        "episode_type": row["episode_type"],
+        "duration": row["duration"],
+        "link": row["link"],
+        "enclosure_url": row["enclosure_url"],
+        "enclosure_type": row["enclosure_type"],
+        "image": row["image"],
+        "url": url_for("pages.episode", episode_id=row["id"], _external=True),
+        "api_url": url_for("api.episode", episode_id=row["id"], _external=True),
+    }
+
+
+def person_json(row: dict) -> dict:
+    data = {
+        "name": row["name"],
+        "slug": row["slug"],
+        "href": row.get("href"),
+        "img": row.get("img"),
+        "url": url_for("pages.guest", slug=row["slug"], _external=True),
+        "api_url": url_for("api.guest", slug=row["slug"], _external=True),
+    }
+    for optional in ("role", "person_group", "episode_count", "roles"):
+        if optional in row:
+            data[optional] = row[optional]
+    return data
+
+
+def timed(row: dict, fields: tuple[str, ...]) -> dict:
+    return {name: row[name] for name in fields}
+
+
+def transcript_urls(episode_id: int) -> dict:
+    return {
+        fmt: url_for("exports.transcript", episode_id=episode_id, fmt=fmt, _external=True)
+        for fmt in ("vtt", "srt", "json", "txt")
+    }
+
+
+@bp.get("/shows")
+def shows():
+    return jsonify({"shows": [show_json(row) for row in queries.list_shows(get_db())]})
+
+
+@bp.get("/shows/<int:show_id>")
+def show(show_id: int):
+    return jsonify(show_json(queries.get_show(get_db(), show_id)))
+
+
+@bp.get("/episodes")
+def episodes():
+    db = get_db()
+    args = request.args
+    show_id, guest, year = params.get_show_id(args), params.get_slug(args, "guest"), params.get_year(args)
+    page = params.get_page(args)
+    per_page = params.get_int(
+        args, "per_page", default=current_app.config["PER_PAGE"], minimum=1,
+        maximum=current_app.config["MAX_PER_PAGE"],
+    )
+    total = queries.count_episodes(db, show_id, guest, year)
+    rows = queries.list_episodes(db, show_id, guest, year, limit=per_page, offset=(page - 1) * per_page)
+    pages = max(1, -(-total // per_page))
+    filters = {name: value for name, value in (("show", show_id), ("guest", guest), ("year", year)) if value}
+
+    def page_url(number: int) -> str:
+        return url_for("api.episodes", page=number, per_page=per_page, **filters, _external=True)
+
+    return jsonify({
+        "episodes": [episode_json(row) for row in rows],
+        "page": page,
+        "per_page": per_page,
+        "total": total,
+        "pages": pages,
+        "next": page_url(page + 1) if page < pages else None,
+        "prev": page_url(page - 1) if 1 < page <= pages else None,
+    })
+
+
+@bp.get("/episodes/<int:episode_id>")
+def episode(episode_id: int):
+    db = get_db()
+    row = queries.get_episode(db, episode_id)
+    people = queries.get_guests(db, episode_id)
+    transcript = queries.get_transcript_info(db, episode_id)
+    chapters = queries.get_chapters(db, episode_id)
+    data = episode_json(row)
+    data.update({
+        "description": row["description"],
+        "notes_html": clean_notes(row["notes_html"] or row["description"]),
+        "guests": [person_json(p) for p in people if p["role"] != "host"],
+        "hosts": [person_json(p) for p in people if p["role"] == "host"],
+        "chapters": [timed(c, ("title", "start", "end", "url", "image", "source")) for c in chapters],
+        "chapters_url": url_for("exports.chapters", episode_id=episode_id, _external=True) if chapters else None,
+        "takeaways": [
+            timed(t, ("title", "text", "start", "end", "source")) for t in queries.get_takeaways(db, episode_id)
+        ],
+        "transcript": transcript_summary(episode_id, transcript),
+    })
+    return jsonify(data)
+
+
+def transcript_summary(episode_id: int, transcript: dict | None) -> dict | None:
+    if transcript is None:
+        return None
+    return {
+        "source": transcript["source"],
+        "format": transcript["format"],
+        "language": transcript["language"],
+        "model": transcript["model"],
+        "segment_count": transcript["segment_count"],
+        "api_url": url_for("api.transcript", episode_id=episode_id, _external=True),
+        "exports": transcript_urls(episode_id),
+    }
+
+
+@bp.get("/episodes/<int:episode_id>/transcript")
+def transcript(episode_id: int):
+    db = get_db()
+    queries.get_episode(db, episode_id)
+    info = queries.get_transcript_info(db, episode_id)
+    if info is None:
+        from werkzeug.exceptions import NotFound
+
+        raise NotFound(description=f"Episode {episode_id} has no transcript yet.")
+    data = transcript_summary(episode_id, info)
+    data["episode_id"] = episode_id
+    data["segments"] = [
+        timed(line, ("start", "end", "text", "speaker")) for line in queries.transcript_lines(db, episode_id)
+    ]
+    return jsonify(data)
+
+
+@bp.get("/search")
+def search():
+    args = request.args
+    max_chars = current_app.config["MAX_QUERY_CHARS"]
+    query = params.clean_text(args.get("q"))
+    if not query:
+        raise params.BadParameter("q", "give the words to search for, e.g. /api/search?q=feature+stores")
+    if len(query) > max_chars:
+        raise params.BadParameter("q", f"longer than {max_chars} characters")
+    mode = params.get_mode(args)
+    show_id, guest = params.get_show_id(args), params.get_slug(args, "guest")
+    since, until = params.get_date(args, "since"), params.get_date(args, "until", end_of_period=True)
+    limit = params.get_int(args, "limit", default=current_app.config["SEARCH_LIMIT"], minimum=1,
+                           maximum=current_app.config["SEARCH_LIMIT"])
+    try:
+        results = run_search(get_db(), query, mode, show=show_id, guest=guest, since=since, until=until,
+                             limit=limit)
+    except SearchProblem as exc:
+        raise params.BadParameter("q", str(exc)) from exc
+    return jsonify({
+        "query": query,
+        "mode": mode,
+        "filters": {"show": show_id, "guest": guest, "since": since, "until": until},
+        "count": len(results),
+        "results": [result_json(result) for result in results],
+    })
+
+
+@bp.get("/guests")
+def guests():
+    name = params.clean_text(request.args.get("q"))[:200]
+    return jsonify({"guests": [person_json(row) for row in queries.list_people(get_db(), name_contains=name or None)]})
+
+
+@bp.get("/guests/<slug>")
+def guest(slug: str):
+    db = get_db()
+    person = queries.get_person(db, slug)
+    data = person_json(person)
+    data["episodes"] = [
+        {**episode_summary_fields(row), "role": row["role"]} for row in queries.person_episodes(db, person["id"])
+    ]
+    data["takeaways"] = [
+        {**timed(row, ("episode_id", "episode_title", "title", "text", "start", "end"))}
+        for row in queries.person_takeaways(db, person["id"])
+    ]
+    return jsonify(data)
+
+
+def episode_summary_fields(row: dict) -> dict:
+    return {
+        "id": row["id"],
+        "show_id": row["show_id"],
+        "show_title": row["show_title"],
+        "guid": row["guid"],
+        "title": row["title"],
+        "published": row["published"],
+        "duration": row["duration"],
+        "url": url_for("pages.episode", episode_id=row["id"], _external=True),
+        "api_url": url_for("api.episode", episode_id=row["id"], _external=True),
+    }

@@ -1,0 +1,49 @@
+"""Errors as pages for people and as JSON for programs (everything under /api/)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
+
+from archive.errors import NotFoundError
+
+log = logging.getLogger(__name__)
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def error_response(error: HTTPException):
+    code = error.code or 500
+    if wants_json():
+        body = {"error": {"status": code, "title": error.name, "message": error.description}}
+        response = jsonify(body)
+    else:
+        response = render_template("error.html", error=error, code=code)
+    return response, code
+
+
+def handle_http_error(error: HTTPException):
+    return error_response(error)
+
+
+def handle_not_found(error: NotFoundError):
+    return error_response(NotFound(description=f"{str(error)[:1].upper()}{str(error)[1:]}."))
+
+
+def handle_unexpected(error: InternalServerError):
+    original = getattr(error, "original_exception", None)
+    if original is not None:
+        log.error("error on %s %s", request.method, request.path, exc_info=original)
+    return error_response(InternalServerError(
+        description="Something went wrong on our side while making this page. It has been logged."
+    ))
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(NotFoundError, handle_not_found)
+    app.register_error_handler(InternalServerError, handle_unexpected)
+    app.register_error_handler(HTTPException, handle_http_error)

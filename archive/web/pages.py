@@ -1,0 +1,303 @@
+"""The site's HTML pages: home, episodes, one episode (read and play), search, guests, shows."""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, current_app, render_template, request, send_file, url_for
+
+from archive import queries
+from archive.errors import NotFoundError
+from archive.people import normalise_name
+from archive.sanitize import clean_notes, clean_snippet
+
+from . import params
+from .db import get_db
+from .searching import SearchProblem, group_by_episode, run_search
+
+bp = Blueprint("pages", __name__)
+
+PAGINATION_KEEPS = ("show", "guest", "year", "q")
+
+
+@dataclass
+class Pagination:
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    def url(self, page: int) -> str:
+        kept = {name: value for name, value in request.args.items() if name in PAGINATION_KEEPS and value}
+        return url_for(request.endpoint, **(request.view_args or {}), **kept, page=page)
+
+
+class TranscriptView:
+    """Transcript lines ready for the page: each line's anchor and speaker change, and lookup by time."""
+
+    def __init__(self, lines: list[dict]):
+        self.lines = lines
+        self.starts = [line["start"] for line in lines]
+        seen: set[int] = set()
+        previous_speaker = None
+        for line in lines:
+            second = int(line["start"])
+            # One anchor per whole second (the first line starting in it): ?t=...#t<second> links land there.
+            line["anchor"] = f"t{second}" if second not in seen else None
+            seen.add(second)
+            line["speaker_changed"] = bool(line["speaker"]) and line["speaker"] != previous_speaker
+            previous_speaker = line["speaker"]
+
+    def index_at(self, seconds: float | None) -> int | None:
+        if seconds is None or not self.lines:
+            return None
+        return max(0, bisect_right(self.starts, seconds) - 1)
+
+    def anchor_for(self, seconds: float | None) -> str:
+        """The fragment of the transcript line being spoken at `seconds` ('' without a transcript)."""
+        index = self.index_at(seconds)
+        if index is None:
+            return ""
+        return f"t{int(self.lines[index]['start'])}"
+
+
+def moment_url(episode_id: int, seconds: float | None) -> str:
+    """The site URL of a moment: /episodes/<id>?t=<s>#t<s>, or the episode itself when there is no time."""
+    if seconds is None:
+        return url_for("pages.episode", episode_id=episode_id)
+    second = int(seconds)
+    return url_for("pages.episode", episode_id=episode_id, t=second, _anchor=f"t{second}")
+
+
+@bp.app_context_processor
+def template_helpers():
+    return {"moment_url": moment_url, "clean_snippet": clean_snippet}
+
+
+@bp.get("/")
+def home():
+    db = get_db()
+    return render_template(
+        "home.html",
+        shows=queries.list_shows(db),
+        latest=queries.list_episodes(db, limit=10),
+        total_episodes=queries.count_episodes(db),
+    )
+
+
+@bp.get("/episodes")
+def episodes():
+    db = get_db()
+    show_id = params.get_show_id(request.args)
+    guest = params.get_slug(request.args, "guest")
+    year = params.get_year(request.args)
+    page = params.get_page(request.args)
+    pagination = Pagination(page, current_app.config["PER_PAGE"], queries.count_episodes(db, show_id, guest, year))
+    rows = queries.list_episodes(db, show_id, guest, year, limit=pagination.per_page, offset=pagination.offset)
+    return render_template(
+        "episodes.html",
+        episodes=rows,
+        people=queries.people_by_episode(db, [row["id"] for row in rows]),
+        pagination=pagination,
+        shows=queries.list_shows(db),
+        years=queries.episode_years(db, show_id),
+        filters={"show": show_id, "guest": guest, "year": year},
+        guest=_person_or_none(db, guest),
+    )
+
+
+def _person_or_none(db, slug: str | None) -> dict | None:
+    if not slug:
+        return None
+    try:
+        return queries.get_person(db, slug)
+    except NotFoundError:
+        return None
+
+
+@bp.get("/episodes/<int:episode_id>")
+def episode(episode_id: int):
+    db = get_db()
+    row = queries.get_episode(db, episode_id)
+    people = queries.get_guests(db, episode_id)
+    transcript = queries.get_transcript_info(db, episode_id)
+    view = TranscriptView(queries.transcript_lines(db, episode_id) if transcript else [])
+    start_at = params.parse_time(request.args.get("t"))
+    return render_template(
+        "episode.html",
+        episode=row,
+        guests=[p for p in people if p["role"] != "host"],
+        hosts=[p for p in people if p["role"] == "host"],
+        notes=clean_notes(row["notes_html"] or row["description"]),
+        takeaways=queries.get_takeaways(db, episode_id),
+        chapters=queries.get_chapters(db, episode_id),
+        transcript=transcript,
+        lines=view.lines,
+        anchor_for=view.anchor_for,
+        current_index=view.index_at(start_at),
+        start_at=start_at,
+        audio=audio_source(db, row),
+    )
+
+
+def local_audio_path(audio: dict | None) -> Path | None:
+    """The downloaded copy of an episode's audio, when it is still on disk."""
+    if not audio or not audio.get("path"):
+        return None
+    path = Path(audio["path"])
+    candidates = [path] if path.is_absolute() else [
+        Path.cwd() / path, Path(current_app.config["DATABASE"]).resolve().parent / path,
+    ]
+    return next((candidate for candidate in candidates if candidate.is_file()), None)
+
+
+def audio_source(db, episode: dict) -> dict | None:
+    """What the player plays: the archived copy (served here, seekable), else the feed's enclosure."""
+    audio = queries.get_audio(db, episode["id"])
+    if local_audio_path(audio):
+        return {
+            "url": url_for("pages.episode_audio", episode_id=episode["id"]),
+            "type": audio["content_type"] or episode["enclosure_type"],
+            "local": True,
+        }
+    url = episode["enclosure_url"]
+    if url and urlsplit(url).scheme in ("http", "https"):
+        return {"url": url, "type": episode["enclosure_type"], "local": False}
+    return None
+
+
+@bp.get("/episodes/<int:episode_id>/audio")
+def episode_audio(episode_id: int):
+    db = get_db()
+    queries.get_episode(db, episode_id)
+    audio = queries.get_audio(db, episode_id)
+    path = local_audio_path(audio)
+    if path is None:
+        abort(404, description="This episode's audio is not stored in the archive.")
+    return send_file(path, mimetype=audio["content_type"] or None, conditional=True, max_age=3600)
+
+
+@bp.get("/search")
+def search():
+    db = get_db()
+    config = current_app.config
+    query, shortened = params.get_query(request.args, config["MAX_QUERY_CHARS"])
+    problems = [f"Your query was shortened to {config['MAX_QUERY_CHARS']} characters."] if shortened else []
+    form = {
+        "q": query,
+        "mode": _lenient(params.get_mode, request.args, problems, "hybrid"),
+        "show": _lenient(params.get_show_id, request.args, problems, None),
+        "guest": params.clean_text(request.args.get("guest"))[:200],
+        "since": _lenient(lambda a: params.get_date(a, "since"), request.args, problems, None),
+        "until": _lenient(lambda a: params.get_date(a, "until", end_of_period=True), request.args, problems, None),
+    }
+    person = find_person(db, form["guest"]) if form["guest"] else None
+    if form["guest"] and person is None:
+        problems.append(f"No guest called “{form['guest']}” in this archive; searching everyone.")
+    groups, results, status = [], [], 200
+    if query:
+        try:
+            results = run_search(
+                db, query, form["mode"], show=form["show"], guest=person["slug"] if person else None,
+                since=form["since"], until=form["until"], limit=config["SEARCH_LIMIT"],
+            )
+        except SearchProblem as exc:
+            problems.append(str(exc))
+            status = 400
+        groups = group_by_episode(results)
+    html = render_template(
+        "search.html", form=form, person=person, groups=groups, result_count=len(results), problems=problems,
+        shows=queries.list_shows(db),
+    )
+    return html, status
+
+
+def _lenient(read, args, problems: list[str], default):
+    """Read one filter; a bad value is reported on the page and left out, the search still runs."""
+    try:
+        return read(args)
+    except params.BadParameter as exc:
+        problems.append(f"{exc.description} — ignored.")
+        return default
+
+
+def find_person(db, text: str) -> dict | None:
+    """A person by slug, by name, or by the only name that contains the text."""
+    slug = text.strip().lower()
+    if params.SLUG.match(slug):
+        try:
+            return queries.get_person(db, slug)
+        except NotFoundError:
+            pass
+    key = normalise_name(text)
+    if key:
+        rows = list(db.query("SELECT * FROM people WHERE name_key = ?", [key]))
+        if rows:
+            return rows[0]
+    matches = queries.list_people(db, name_contains=text)
+    return matches[0] if len(matches) == 1 else None
+
+
+@bp.get("/guests")
+def guests():
+    db = get_db()
+    name = params.clean_text(request.args.get("q"))[:200]
+    people = queries.list_people(db, name_contains=name or None)
+    return render_template("guests.html", people=people, name=name)
+
+
+@bp.get("/guests/<slug>")
+def guest(slug: str):
+    db = get_db()
+    person = queries.get_person(db, slug)
+    query, shortened = params.get_query(request.args, current_app.config["MAX_QUERY_CHARS"])
+    problems = [f"Your query was shortened to {current_app.config['MAX_QUERY_CHARS']} characters."] if shortened else []
+    mode = _lenient(params.get_mode, request.args, problems, "hybrid")
+    groups, status = [], 200
+    if query:
+        try:
+            groups = group_by_episode(
+                run_search(db, query, mode, guest=person["slug"], limit=current_app.config["SEARCH_LIMIT"])
+            )
+        except SearchProblem as exc:
+            problems.append(str(exc))
+            status = 400
+    html = render_template(
+        "guest.html", person=person, episodes=queries.person_episodes(db, person["id"]),
+        takeaways=queries.person_takeaways(db, person["id"]), query=query, mode=mode, groups=groups,
+        problems=problems,
+    )
+    return html, status
+
+
+@bp.get("/shows/<int:show_id>")
+def show(show_id: int):
+    db = get_db()
+    row = queries.get_show(db, show_id)
+    year = params.get_year(request.args)
+    page = params.get_page(request.args)
+    pagination = Pagination(page, current_app.config["PER_PAGE"], queries.count_episodes(db, show_id, None, year))
+    rows = queries.list_episodes(db, show_id, None, year, limit=pagination.per_page, offset=pagination.offset)
+    return render_template(
+        "show.html", show=row, episodes=rows, people=queries.people_by_episode(db, [r["id"] for r in rows]),
+        pagination=pagination, years=queries.episode_years(db, show_id), year=year,
+    )

@@ -1,0 +1,106 @@
+"""The site's side of search: one embedder per app (loaded on first use), errors turned into messages,
+results grouped by episode."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app
+
+from archive.embeddings import Embedder, FakeEmbedder, SentenceTransformerEmbedder, default_embedder
+from archive.errors import SearchError
+from archive.records import SearchResult
+from archive.sanitize import clean_snippet
+
+_EMBEDDER_KEY = "podarchive.embedder"
+_embedder_lock = threading.Lock()
+
+
+class SearchProblem(Exception):
+    """A search the archive could not run for the query or filters given; the message is for the user."""
+
+
+def make_embedder(setting) -> Embedder:
+    if not setting:
+        return default_embedder()
+    if isinstance(setting, str):
+        return FakeEmbedder() if setting == "fake" else SentenceTransformerEmbedder(setting)
+    return setting
+
+
+def get_embedder(app: Flask | None = None) -> Embedder:
+    """The app's embedder, made on first use (a real model loads only when a search first embeds)."""
+    app = app or current_app._get_current_object()
+    embedder = app.extensions.get(_EMBEDDER_KEY)
+    if embedder is None:
+        with _embedder_lock:
+            embedder = app.extensions.get(_EMBEDDER_KEY)
+            if embedder is None:
+                embedder = app.extensions[_EMBEDDER_KEY] = make_embedder(app.config["EMBEDDER"])
+    return embedder
+
+
+def run_search(db, query: str, mode: str, *, show=None, guest=None, since=None, until=None,
+               limit: int = 40) -> list[SearchResult]:
+    from archive.search import search
+
+    try:
+        return search(db, query, mode=mode, show=show, guest=guest, since=since, until=until, limit=limit,
+                      embedder=get_embedder())
+    except SearchError as exc:
+        raise SearchProblem(str(exc)) from exc
+    except sqlite3.OperationalError as exc:
+        # A full-text query SQLite cannot parse is the user's input, not a broken site.
+        if "fts5" in str(exc) or "syntax error" in str(exc):
+            raise SearchProblem("The search could not understand that query; try plain words.") from exc
+        raise
+
+
+@dataclass
+class EpisodeHits:
+    episode_id: int
+    episode_title: str
+    show: str
+    show_id: int | None
+    published: str | None
+    best_score: float
+    hits: list[SearchResult] = field(default_factory=list)
+
+
+def group_by_episode(results: list[SearchResult]) -> list[EpisodeHits]:
+    """Moments grouped under their episode, episodes in order of their best moment, moments in time order."""
+    groups: dict[object, EpisodeHits] = {}
+    for result in results:
+        key = result.episode_id if result.episode_id is not None else result.episode_guid
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = EpisodeHits(
+                result.episode_id, result.episode_title, result.show, result.show_id, result.published,
+                result.score,
+            )
+        group.hits.append(result)
+    for group in groups.values():
+        group.hits.sort(key=lambda hit: hit.start)
+    return list(groups.values())
+
+
+def result_json(result: SearchResult) -> dict:
+    """A result as the API gives it: the CLI's --json fields, the snippet made safe, plus the extras."""
+    return {
+        "show": result.show,
+        "episode_guid": result.episode_guid,
+        "episode_title": result.episode_title,
+        "start": result.start,
+        "end": result.end,
+        "snippet": clean_snippet(result.snippet),
+        "score": result.score,
+        "url": result.url,
+        "kind": result.kind,
+        "speaker": result.speaker,
+        "show_id": result.show_id,
+        "episode_id": result.episode_id,
+        "published": result.published,
+        "extra": result.extra,
+    }

@@ -1,0 +1,266 @@
+"""Web latency under load: the search page and the episode page, 20 concurrent clients, while an ingest writes.
+
+The archive holds the TWIML (537 episodes) and DataTalks.Club (200 episodes) corpora, ingested once with the
+pipeline into bench/out/web_load.db (kept for later runs; --rebuild makes it again). The site runs as
+`podarchive serve` in its own process on loopback. A writer process keeps writing to the same file meanwhile
+(WAL mode), the way an ingest does: new episodes, transcripts, segments and passages, stage updates. Client
+threads (httpx) ask for search pages (a mix of topics and modes) and episode pages (random transcribed
+episodes) back to back. The run is bounded by --requests and --max-seconds.
+
+Run:  .venv/bin/python bench/web_load.py [--clients 20] [--requests 4000] [--max-seconds 120]
+Prints p50/p95/p99/max latency and errors per page kind, throughput, and how much the writer wrote.
+Goal: p95 <= 100 ms and no errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import multiprocessing as mp
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from archive.db import connect, open_db, utcnow  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "fixtures" / "corpus"
+DEFAULT_DB = ROOT / "bench" / "out" / "web_load.db"
+TOPICS = [
+    "feature stores", "data drift in production", "how to become a data engineer", "A/B testing sample size",
+    "reinforcement learning for robotics", "transformers and attention", "MLOps tooling", "hiring data scientists",
+    "career switch from academia", "computer vision in healthcare", "recommender systems", "time series forecasting",
+    "kaggle competitions", "data quality checks", "causal inference", "graph neural networks",
+    "natural language processing", "self-driving cars", "model monitoring", "building a data team",
+    "fairness and bias", "speech recognition", "freelancing as a data scientist", "dbt and analytics engineering",
+    "GPU training at scale", "explainability of models", "startups and product management", "Bayesian statistics",
+    "data mesh", "privacy and federated learning", "generative adversarial networks", "deep learning hardware",
+    "open source maintainers", "interview preparation", "streaming data with kafka", "LLM evaluation",
+]
+MODES = ["hybrid", "hybrid", "keyword", "semantic"]
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def build_archive(path: Path) -> None:
+    """Ingest both corpora's feeds (over loopback HTTP, as any feed) with the full pipeline."""
+    from ingest.pipeline import IngestOptions, ingest_sources
+
+    handler = functools.partial(QuietHandler, directory=str(CORPUS))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    db = open_db(path)
+    with tempfile.TemporaryDirectory() as media:
+        report = ingest_sources(
+            db, [f"{base}/datatalksclub_podcast/feed.xml", f"{base}/twiml_whisper_transcripts/feed.xml"],
+            IngestOptions(media_dir=Path(media), progress=True),
+        )
+    db.conn.close()
+    server.shutdown()
+    print(f"built {path} in {time.perf_counter() - started:.0f} s, failures: {len(report.failures)}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_site(db_path: Path) -> tuple[str, subprocess.Popen]:
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "podarchive"), "--db", str(db_path), "serve", "--port", str(port)]
+    if not Path(command[0]).exists():
+        command = [sys.executable, "-m", "archive.cli", *command[1:]]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/", timeout=2).status_code == 200:
+                return base, process
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"the site did not start: {process.stderr.read().decode()[-2000:]}")
+
+
+def writer(db_path: str, stop, counts, interval: float) -> None:
+    """Write like an ingest does: an episode with its transcript, segments and passages per transaction."""
+    db = connect(db_path)
+    show_id = db["shows"].insert({"feed_url": f"bench://writer/{os.getpid()}", "title": "Load-test writer",
+                                  "created_at": utcnow()}).last_pk
+    number = 0
+    while not stop.is_set():
+        number += 1
+        with db.conn:
+            episode_id = db["episodes"].insert({
+                "show_id": show_id, "guid": f"writer-{number}", "title": f"Writer episode {number}",
+                "published": utcnow(), "duration": 600.0, "created_at": utcnow(), "updated_at": utcnow(),
+            }).last_pk
+            transcript_id = db["transcripts"].insert({
+                "episode_id": episode_id, "source": "feed", "format": "vtt", "segment_count": 60,
+                "created_at": utcnow(),
+            }).last_pk
+            db["segments"].insert_all(
+                {"transcript_id": transcript_id, "idx": i, "start": i * 10.0, "end": i * 10.0 + 9.5,
+                 "text": f"segment {i} of writer episode {number} about data pipelines and model training"}
+                for i in range(60)
+            )
+            db["passages"].insert_all(
+                {"episode_id": episode_id, "idx": i, "start": i * 60.0, "end": i * 60.0 + 59.0,
+                 "text": f"passage {i} of writer episode {number} about data pipelines",
+                 "content_hash": f"writer-{number}-{i}"}
+                for i in range(10)
+            )
+            db["stages"].upsert({"episode_id": episode_id, "stage": "transcript", "state": "done",
+                                 "attempts": 1, "updated_at": utcnow()}, pk=("episode_id", "stage"))
+        with db.conn:
+            db.execute("UPDATE episodes SET updated_at = ? WHERE id = ?", [utcnow(), episode_id])
+        counts["transactions"] += 2
+        counts["episodes"] += 1
+        time.sleep(interval)
+    db.conn.close()
+
+
+def pick_request(rng: random.Random, episode_ids: list[int]) -> tuple[str, str]:
+    if rng.random() < 0.5:
+        query = rng.choice(TOPICS)
+        return "search", f"/search?{httpx.QueryParams({'q': query, 'mode': rng.choice(MODES)})}"
+    return "episode", f"/episodes/{rng.choice(episode_ids)}"
+
+
+def client_loop(base: str, episode_ids: list[int], seed: int, budget, deadline: float, results: list, lock) -> None:
+    rng = random.Random(seed)
+    with httpx.Client(base_url=base, timeout=30) as client:
+        while time.monotonic() < deadline:
+            with lock:
+                if budget[0] <= 0:
+                    return
+                budget[0] -= 1
+            kind, url = pick_request(rng, episode_ids)
+            started = time.perf_counter()
+            try:
+                response = client.get(url)
+                ok = response.status_code == 200
+                detail = "" if ok else f"{response.status_code} {url}"
+            except httpx.HTTPError as exc:
+                ok, detail = False, f"{type(exc).__name__} {url}"
+            results.append((kind, time.perf_counter() - started, ok, detail))
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def report(results: list, elapsed: float) -> None:
+    for kind in ("search", "episode", "all"):
+        rows = [r for r in results if kind == "all" or r[0] == kind]
+        if not rows:
+            continue
+        ms = [r[1] * 1000 for r in rows]
+        errors = [r[3] for r in rows if not r[2]]
+        print(f"{kind:8s} n={len(rows):5d}  p50={percentile(ms, 50):6.1f} ms  p95={percentile(ms, 95):6.1f} ms  "
+              f"p99={percentile(ms, 99):6.1f} ms  max={max(ms):7.1f} ms  mean={statistics.mean(ms):6.1f} ms  "
+              f"errors={len(errors)}")
+        for detail in sorted(set(errors))[:5]:
+            print(f"          error: {detail}")
+    print(f"throughput: {len(results) / elapsed:.1f} requests/s over {elapsed:.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, default=DEFAULT_DB, help="archive to serve (built if missing)")
+    parser.add_argument("--rebuild", action="store_true", help="build the archive again")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=4000, help="total requests (bound)")
+    parser.add_argument("--max-seconds", type=float, default=120, help="time bound of the measured run")
+    parser.add_argument("--write-interval", type=float, default=0.1, help="writer's pause between episodes (s)")
+    parser.add_argument("--no-writer", action="store_true", help="measure without the concurrent writer")
+    args = parser.parse_args()
+
+    if args.rebuild or not args.db.exists():
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{args.db}{suffix}").unlink(missing_ok=True)
+        shutil.rmtree(f"{args.db}.index", ignore_errors=True)
+        build_archive(args.db)
+    with tempfile.TemporaryDirectory() as tmp:
+        # Measure on a copy: the writer's episodes never pile up in the kept archive.
+        db_path = Path(tmp) / "archive.db"
+        source = open_db(args.db)
+        source.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        source.conn.close()
+        shutil.copy(args.db, db_path)
+        if Path(f"{args.db}.index").exists():
+            shutil.copytree(f"{args.db}.index", f"{db_path}.index")
+        run(db_path, args)
+
+
+def run(db_path: Path, args) -> None:
+    db = connect(db_path)
+    episode_ids = [row["episode_id"] for row in db.query("SELECT episode_id FROM transcripts")]
+    sizes = {name: db[name].count for name in ("episodes", "segments", "passages")}
+    db.conn.close()
+    print(f"archive: {sizes['episodes']} episodes, {sizes['segments']} segments, {sizes['passages']} passages")
+    base, site = start_site(db_path)
+    try:
+        warm = time.perf_counter()
+        for path in ("/search?q=warm+up&mode=hybrid", "/search?q=warm+up&mode=semantic",
+                     f"/episodes/{episode_ids[0]}"):
+            httpx.get(base + path, timeout=300).raise_for_status()
+        print(f"warm-up (model load, first searches): {time.perf_counter() - warm:.1f} s, not counted")
+
+        manager = mp.Manager()
+        counts = manager.dict(transactions=0, episodes=0)
+        stop = mp.Event()
+        writer_process = None
+        if not args.no_writer:
+            writer_process = mp.Process(target=writer, args=(str(db_path), stop, counts, args.write_interval))
+            writer_process.start()
+            time.sleep(0.5)
+
+        results: list = []
+        lock = threading.Lock()
+        budget = [args.requests]
+        started = time.monotonic()
+        deadline = started + args.max_seconds
+        threads = [threading.Thread(target=client_loop, args=(base, episode_ids, seed, budget, deadline, results, lock))
+                   for seed in range(args.clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+        stop.set()
+        if writer_process:
+            writer_process.join(10)
+        print(f"{args.clients} clients, writer: "
+              + ("off" if args.no_writer else f"{counts['episodes']} episodes in {counts['transactions']} transactions"))
+        report(results, elapsed)
+    finally:
+        site.terminate()
+        site.wait(10)
+
+
+if __name__ == "__main__":
+    main()

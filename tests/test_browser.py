@@ -1,0 +1,156 @@
+"""The site in a real browser: Playwright driving Debian's headless chromium against a live server.
+
+The archive holds Datacast's 53-second clip with its audio stored (served by the site, seekable) and its
+enclosure on a second local server, indexed for search with the fake embedder.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from archive.db import open_db
+from archive.embeddings import FakeEmbedder
+from conftest import serve_directory
+from web_fixtures import DATACAST, make_app, short_datacast_archive
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic", "--autoplay-policy=no-user-gesture-required"]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no chromium at {CHROMIUM}: install Debian's chromium to run the browser tests")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def start_server(app):
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}", server
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    from ingest.index import build_index
+
+    media_base, media_server = serve_directory(DATACAST)
+    path = tmp_path_factory.mktemp("browser") / "archive.db"
+    db = open_db(path)
+    archive = short_datacast_archive(db, f"{media_base}/episode-070-short.mp3")
+    build_index(db, embedder=FakeEmbedder())
+    db.conn.close()
+    base, server = start_server(make_app(path, TESTING=False))
+    yield base, archive
+    server.shutdown()
+    media_server.shutdown()
+    media_server.server_close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+AUDIO = "document.getElementById('player-audio')"
+
+
+def wait_for_time(page, seconds: float, tolerance: float = 1.0):
+    page.wait_for_function(
+        f"{AUDIO}.readyState >= 1 && Math.abs({AUDIO}.currentTime - {seconds}) <= {tolerance}", timeout=15000
+    )
+
+
+def test_search_then_open_a_hit_plays_from_its_moment(page, site):
+    base, archive = site
+    page.goto(base + "/")
+    page.fill("#home-q", "biomedical engineering")
+    page.press("#home-q", "Enter")
+    page.wait_for_selector(".hit a.timecode")
+    hit = page.locator(".hit a.timecode").first
+    start = int(hit.get_attribute("href").split("t=")[1].split("#")[0])
+    assert start > 5, "the topic is in the guest's part, not at the start"
+    hit.click()
+    page.wait_for_url(f"**/episodes/{archive['episode']}?t={start}#t{start}")
+    wait_for_time(page, start)
+    current = page.locator("#transcript .line.is-current")
+    assert current.count() == 1 and float(current.get_attribute("data-start")) <= start + 1
+
+
+def test_clicking_a_transcript_line_moves_playback_there(page, site):
+    base, archive = site
+    page.goto(f"{base}/episodes/{archive['episode']}")
+    page.wait_for_function(f"{AUDIO}.readyState >= 1")
+    line = page.locator("#transcript .line").nth(8)
+    start = float(line.get_attribute("data-start"))
+    line.locator("a.timecode").click()
+    wait_for_time(page, start)
+    page.wait_for_function(f"!{AUDIO}.paused && {AUDIO}.currentTime > {start} + 0.3", timeout=15000)
+    assert "is-current" in line.get_attribute("class") and line.get_attribute("aria-current") == "time"
+    assert page.url.endswith(f"?t={int(start)}#t{int(start)}")
+    # the highlight follows the audio into the next line
+    following = page.locator("#transcript .line").nth(9)
+    page.evaluate(f"{AUDIO}.currentTime = {float(following.get_attribute('data-start')) + 0.2}")
+    page.wait_for_function("document.querySelectorAll('#transcript .line')[9].classList.contains('is-current')")
+    assert "is-current" not in line.get_attribute("class")
+
+
+def test_chapter_and_share_this_moment(page, site):
+    base, archive = site
+    page.goto(f"{base}/episodes/{archive['episode']}")
+    chapter = page.locator(".chapter").nth(1)
+    chapter.click()
+    start = float(chapter.get_attribute("data-t"))
+    wait_for_time(page, start)
+    page.evaluate(f"{AUDIO}.pause()")
+    assert page.locator("#moment-link").is_hidden()
+    page.click("#share-button")
+    url = page.input_value("#share-url")
+    moment = int(page.evaluate(f"{AUDIO}.currentTime"))
+    assert url.startswith(f"{base}/episodes/{archive['episode']}?t=") and abs(int(url.split("t=")[1].split("#")[0]) - moment) <= 1
+    assert page.locator("#share-status").inner_text() != ""
+
+
+def test_a_link_with_t_opens_the_page_at_that_moment(page, site):
+    base, archive = site
+    page.goto(f"{base}/episodes/{archive['episode']}?t=30")
+    wait_for_time(page, 30)
+    spoken = max(line.start for line in archive["lines"] if line.start <= 30)
+    assert float(page.locator("#transcript .line.is-current").get_attribute("data-start")) == spoken
+
+
+def test_enclosure_from_another_server_plays(page, site):
+    """An episode without a stored copy plays its enclosure; this checks chromium decodes the mp3."""
+    base, archive = site
+    page.goto(f"{base}/episodes/{archive['episode']}")
+    enclosure = page.evaluate("document.querySelector('.downloads a[rel~=nofollow]').href")
+    page.evaluate(f"{AUDIO}.src = {enclosure!r}; {AUDIO}.play()")
+    page.wait_for_function(f"{AUDIO}.currentTime > 0.5 && {AUDIO}.duration > 50", timeout=15000)
+
+
+def test_phone_layout_has_no_sideways_scroll_and_keyboard_reaches_the_skip_link(browser, site):
+    base, archive = site
+    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
+    page = context.new_page()
+    for path in (f"/episodes/{archive['episode']}", "/search?q=engineering", "/", "/episodes", "/guests"):
+        page.goto(base + path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, path
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.getAttribute('href')") == "#main"
+    context.close()
