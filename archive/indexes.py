@@ -84,8 +84,13 @@ def passage_count(db: sqlite_utils.Database) -> int:
 
 
 def is_large(db: sqlite_utils.Database, threshold: int | None = None) -> bool:
+    """Whether the archive has enough passages for the side indexes (counted once per version of the text)."""
     threshold = LARGE_ARCHIVE_PASSAGES if threshold is None else threshold
-    return passage_count(db) >= threshold
+    key, version = (cache_key(db), "count"), search_version(db, "text")
+    cached = _cache.get(key)
+    if cached is None or cached[0] != version:
+        cached = _cache[key] = (version, passage_count(db))
+    return cached[1] >= threshold
 
 
 def model_slug(model: str) -> str:
@@ -199,7 +204,8 @@ class IVFVectorIndex:
 
     @staticmethod
     def cells_for(count: int) -> int:
-        return int(min(16384, max(16, round(2 * math.sqrt(count)))))
+        # about 2 sqrt(n) cells, each trained on at least 39 vectors (faiss's floor)
+        return int(max(1, min(16384, round(2 * math.sqrt(count)), count // 39)))
 
     @classmethod
     def build(cls, db, model: str, version: int, nprobe: int = DEFAULT_NPROBE, progress=None) -> "IVFVectorIndex":
@@ -227,7 +233,7 @@ class IVFVectorIndex:
             all_episodes.append(episodes)
             if progress:
                 progress(sum(len(i) for i in all_ids), count)
-        index.make_direct_map(faiss.DirectMap.Hashtable)
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)
         return cls(index, np.concatenate(all_ids), np.concatenate(all_episodes), version, nprobe)
 
     def search(self, query: np.ndarray, k: int, allowed_episodes: np.ndarray | None = None) -> VectorHits:
@@ -279,7 +285,7 @@ class IVFVectorIndex:
             arrays = np.load(str(stem) + ".npz")
         except (OSError, RuntimeError, ValueError):
             return None
-        index.make_direct_map(faiss.DirectMap.Hashtable)
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)
         return cls(index, arrays["ids"], arrays["episodes"], version, nprobe)
 
 

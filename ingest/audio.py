@@ -31,7 +31,6 @@ from archive.errors import AudioError
 from ingest import http
 
 MAX_AUDIO_BYTES = 2_000_000_000
-CHUNK_BYTES = 256 * 1024
 ALLOWED_TYPES = {
     "application/octet-stream",
     "binary/octet-stream",
@@ -155,7 +154,7 @@ def _stream(url: str, part: Path, meta: Path, client: httpx.Client, max_bytes: i
         _write_meta(meta, url, response)
         done = offset
         with open(part, "ab" if offset else "wb") as out:
-            for chunk in response.iter_raw(CHUNK_BYTES):
+            for chunk in response.iter_raw():  # as received: a dropped connection keeps every byte read
                 done += len(chunk)
                 if done > max_bytes:
                     out.close()

@@ -363,13 +363,14 @@ def score_statements(statements: list[Statement], vectors: np.ndarray, centroid:
     return np.where(info > 0, centrality * (0.5 + 0.5 * info), -1.0)
 
 
-def _expand(statements: list[Statement], best: int, max_words: int) -> tuple[str, float, float]:
-    """The best statement, plus following ones from the same passage while they fit in max_words."""
+def _expand(statements: list[Statement], best: int, max_words: int, min_words: int) -> tuple[str, float, float]:
+    """The best statement, plus the informative ones that follow it in the same passage while they fit in
+    max_words (a question, a short aside or a heading read aloud ends it)."""
     chosen = statements[best]
     parts, end = [chosen.text], chosen.end
     words = len(chosen.text.split())
     for following in statements[best + 1:]:
-        if following.passage != chosen.passage or following.text.rstrip().endswith("?"):
+        if following.passage != chosen.passage or not informativeness(following.text, min_words):
             break
         size = len(following.text.split())
         if words + size > max_words:
@@ -412,7 +413,7 @@ def offline_takeaways(passages: list[Passage], vectors: np.ndarray, embedder, ho
         best = int(np.argmax(scores))
         if scores[best] < 0:
             continue
-        text, start, end = _expand(statements, best, options.max_words)
+        text, start, end = _expand(statements, best, options.max_words, options.min_words)
         title = phrase_title(words) or short_title(text)
         takeaways.append(Takeaway(title=title, text=text, start=round(start, 3) if timed else None,
                                   end=round(end, 3) if timed else None, source="generated"))

@@ -3,8 +3,8 @@
 For each gap between two passages, compare the mean vector of the `window` passages before it with the mean of
 the `window` after it; a topic shift shows as a valley in that similarity. A gap's depth is how far its similarity
 lies below the highest similarity reached by climbing to each side. Gaps are taken deepest first while their depth
-clears a cut-off (mean - std/2 of all depths, as in TextTiling) and every segment stays at least `min_seconds`
-long, up to `max_segments`. Deterministic: ties go to the earlier gap.
+clears a cut-off (mean - std/2 of all depths, as in TextTiling, and at least `min_depth`) and every segment stays
+at least `min_seconds` long, up to `max_segments`. Deterministic: ties go to the earlier gap.
 
 The minimum length adapts to the episode: a fifteenth of it, kept between 45 s and 5 min, so an hour's interview
 gets segments of 4 min or more and a ten-minute one can still have several.
@@ -26,6 +26,7 @@ class TopicOptions:
     min_seconds: float | None = None  # None: from the episode's length (see default_min_seconds)
     max_segments: int = 24
     min_passages: int = 2  # the minimum length for transcripts without times
+    min_depth: float = 0.05  # below this a valley is noise (real topic shifts score 0.2-0.7 with MiniLM)
 
 
 def default_min_seconds(duration: float) -> float:
@@ -93,7 +94,7 @@ def topic_boundaries(vectors: np.ndarray, starts: list[float], ends: list[float]
     cutoff = depths.mean() - depths.std() / 2
     chosen: list[int] = []
     for gap in sorted(range(len(depths)), key=lambda g: (-depths[g], g)):
-        if depths[gap] <= 0 or depths[gap] < cutoff or len(chosen) + 1 >= options.max_segments:
+        if depths[gap] < max(cutoff, options.min_depth) or len(chosen) + 1 >= options.max_segments:
             break
         candidate = chosen + [gap + 1]
         if _long_enough(starts, ends, candidate, timed, min_seconds, options.min_passages):

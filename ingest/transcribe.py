@@ -9,10 +9,11 @@ Defaults, measured with tiny.en, int8, on 2 shared CPU cores (see bench/transcri
 - beam_size 5. On `episode-070.mp3` (11 min 42 s of synthetic speech) beam 1 runs about 1.4x faster, but its word
   error rate is higher (10.6% against 10.1% with beam 5; on the 53 s opening 8.0% against 4.4%). A
   transcript is made once and searched for years, so accuracy wins.
-- word_timestamps False. With word timestamps on, beam 1 loses whole phrases on this model (on episode-070.mp3
-  deletions rise from 17 to 47 words and a 3.5 s stretch of speech vanishes), which beam 5 does not. So when
-  word timestamps are asked for, the beam is raised to at least `WORD_TIMESTAMPS_MIN_BEAM`; the options stored
-  with the transcript say which beam was used.
+- word_timestamps False (they cost about a third more time). faster-whisper's own word timestamps lose whole
+  phrases on this model, with beam 1 and with beam 5 alike: on episode-070.mp3 deletions rise from 17 to 47
+  words (beam 1) and from 20 to 43 (beam 5), because each next 30 s window starts at the last aligned word's
+  end, which tiny.en often stretches. So we decode without them and align the words afterwards with the same
+  alignment, window by window (`_aligned`): the text is exactly that of a run without word timestamps.
 - vad_filter False: the Silero VAD adds load time and can cut quiet speech; podcasts are mostly speech.
 - compute_type int8 on CPU ("default" elsewhere: CTranslate2 picks float16 on CUDA), cpu_threads 0 (library
   default), language "en" (tiny.en is English only; None asks a multilingual model to detect it).
@@ -122,6 +123,9 @@ def transcribe_file(path: str | Path, options: TranscriptionOptions | None = Non
     model = model if model is not None else load_whisper(options)
     samples = load_audio(path, SAMPLING_RATE)
     align = options.word_timestamps and _can_align(model)
+    if options.word_timestamps and not align:
+        log.warning("this model cannot align words after decoding: using faster-whisper's word timestamps, "
+                    "which may skip speech")
     try:
         raw_segments, info = model.transcribe(
             samples,
@@ -160,20 +164,23 @@ def _collect(raw_segments, duration: float, progress: Progress | None) -> list[S
         text = " ".join(raw.text.split())
         if not text:
             continue
-        segments.append(Segment(start=round(start, 3), end=round(end, 3), text=text, words=_words(raw, duration)))
+        segments.append(Segment(start=round(start, 3), end=round(end, 3), text=text, words=_words(raw, start, end)))
         previous_start = start
     if progress:
         progress(duration, duration)
     return segments
 
 
-def _words(raw, duration: float) -> list[Word] | None:
-    words = []
+def _words(raw, start: float, end: float) -> list[Word] | None:
+    """Whisper's words, kept in order and inside their segment (alignment can overshoot a window's edge)."""
+    words, previous = [], start
     for word in raw.words or []:
         if word.word.strip():
-            start = min(float(word.start), duration)
-            words.append(Word(word.word.strip(), round(start, 3), round(min(max(float(word.end), start), duration), 3),
+            word_start = min(max(float(word.start), previous), end)
+            word_end = min(max(float(word.end), word_start), end)
+            words.append(Word(word.word.strip(), round(word_start, 3), round(word_end, 3),
                               round(float(word.probability), 4)))
+            previous = word_start
     return words or None
 
 
@@ -210,13 +217,14 @@ def _aligned(model, samples, raw_segments, language: str):
         chunk = samples[seek * extractor.hop_length:(seek + frames) * extractor.hop_length]
         features = pad_or_trim(extractor(chunk)[:, :frames])
         parts = [dict(seek=seek, start=s.start, end=s.end, tokens=list(s.tokens)) for s in window]
-        model.add_word_timestamps([parts], tokenizer, model.encode(features), frames, PREPEND_PUNCTUATIONS,
-                                  APPEND_PUNCTUATIONS, last_speech_timestamp=last_speech)
+        last_speech = model.add_word_timestamps(
+            [parts], tokenizer, model.encode(features), frames, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS,
+            last_speech_timestamp=last_speech,
+        ) or last_speech
         for segment, part in zip(window, parts):
+            # as in faster-whisper, the segment's times follow its words
             words = [WhisperWord(**word) for word in part.get("words", [])]
-            if words:
-                last_speech = words[-1].end
-            yield replace(segment, words=words)
+            yield replace(segment, start=part["start"], end=part["end"], words=words)
 
 
 def _sha256(path: str | Path) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 import sqlite_utils
 
 from archive import stages
-from archive.errors import NotFoundError, PodarchiveError, StageError
+from archive.errors import ModelLoadError, NotFoundError, PodarchiveError, StageError
 from archive.transcript_formats import load_segments
 
 from .chapters import fetch_chapters, fill_ends, generate_chapters, save_chapters
@@ -70,7 +70,7 @@ def _transcript(db: sqlite_utils.Database, episode_id: int) -> dict:
 def _embed_rows(db: sqlite_utils.Database, rows: list[dict], embedder) -> np.ndarray:
     from .index import ensure_embeddings  # the index imports this module: import at call time
 
-    return ensure_embeddings(db, rows, embedder)
+    return ensure_embeddings(db, rows, embedder) if rows else np.zeros((0, 1), dtype=np.float32)
 
 
 class _Run:
@@ -96,6 +96,9 @@ class _Run:
         stages.mark_running(self.db, self.episode_id, stage, digest)
         try:
             yield
+        except ModelLoadError as exc:  # no step of any episode can work without the model: stop here
+            stages.mark_failed(self.db, self.episode_id, stage, _describe(exc))
+            raise
         except Exception as exc:  # one step's failure, whatever it is, must not lose the others
             stages.mark_failed(self.db, self.episode_id, stage, _describe(exc))
             self.summary["errors"][stage] = _describe(exc)

@@ -111,7 +111,6 @@ def test_dropped_connection_resumes_with_range(audio_server, tmp_path, client):
     behaviour = Behaviour(data, drop_after=50_000)
     got = download_audio(audio_server(behaviour), tmp_path / "a.audio", client, options=NO_WAIT)
     assert got.sha256 == sha256(data) and got.bytes == len(data)
-    print(behaviour.requests)
     assert "Range" not in behaviour.requests[0]
     assert behaviour.requests[1]["Range"] == "bytes=50000-"
     assert behaviour.requests[1]["If-Range"] == '"v1"'
@@ -239,10 +238,20 @@ def corrupt_files(folder: Path) -> dict[str, Path]:
     return paths
 
 
-@pytest.mark.parametrize("name", ["random bytes", "html page", "empty", "mp3 header only"])
-def test_probe_rejects_non_audio(tmp_path, name):
+@pytest.mark.parametrize("name", ["random bytes", "html page", "empty"])
+def test_probe_and_load_reject_non_audio(tmp_path, name):
+    path = corrupt_files(tmp_path)[name]
     with pytest.raises(AudioError):
-        probe_audio(corrupt_files(tmp_path)[name])
+        probe_audio(path)
+    with pytest.raises(AudioError):
+        load_audio(path)
+
+
+def test_probe_is_cheap_and_misses_truncation_that_load_catches(tmp_path):
+    path = corrupt_files(tmp_path)["mp3 header only"]
+    assert probe_audio(path) == pytest.approx(52.9, abs=0.1)  # the header's word: only the start is decoded
+    with pytest.raises(AudioError, match="truncated"):
+        load_audio(path)
 
 
 def test_probe_missing_file(tmp_path):

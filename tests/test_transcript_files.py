@@ -6,7 +6,6 @@ import sys
 import textwrap
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from conftest import ROOT, SHARED

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from flask import Flask, current_app
 
-from archive.embeddings import Embedder, FakeEmbedder, SentenceTransformerEmbedder, default_embedder
+from archive.embeddings import Embedder, FakeEmbedder
 from archive.errors import SearchError
 from archive.records import SearchResult
 from archive.sanitize import clean_snippet
@@ -23,10 +23,14 @@ class SearchProblem(Exception):
 
 
 def make_embedder(setting) -> Embedder:
-    if not setting:
-        return default_embedder()
-    if isinstance(setting, str):
-        return FakeEmbedder() if setting == "fake" else SentenceTransformerEmbedder(setting)
+    """EMBEDDER setting -> an embedder: a model name (or none: the default) shares the search module's
+    process-wide instance, so the CLI and any number of apps load a model once."""
+    if isinstance(setting, str) and setting == "fake":
+        return FakeEmbedder()
+    if not setting or isinstance(setting, str):
+        from archive.search import get_embedder as shared_embedder
+
+        return shared_embedder(setting or None)
     return setting
 
 
@@ -87,20 +91,10 @@ def group_by_episode(results: list[SearchResult]) -> list[EpisodeHits]:
 
 
 def result_json(result: SearchResult) -> dict:
-    """A result as the API gives it: the CLI's --json fields, the snippet made safe, plus the extras."""
-    return {
-        "show": result.show,
-        "episode_guid": result.episode_guid,
-        "episode_title": result.episode_title,
-        "start": result.start,
-        "end": result.end,
-        "snippet": clean_snippet(result.snippet),
-        "score": result.score,
-        "url": result.url,
-        "kind": result.kind,
-        "speaker": result.speaker,
-        "show_id": result.show_id,
-        "episode_id": result.episode_id,
-        "published": result.published,
-        "extra": result.extra,
-    }
+    """A result as the API gives it: the fields of `podarchive search --json` (the record's fields, its extras
+    lifted beside them), with the snippet made safe."""
+    data = asdict(result)
+    extra = data.pop("extra", None) or {}
+    data.update({key: value for key, value in extra.items() if key not in data})
+    data["snippet"] = clean_snippet(result.snippet)
+    return data

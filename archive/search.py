@@ -1,0 +1,390 @@
+"""Search the archive: keyword (BM25), semantic (sentence embeddings) or hybrid (both, fused).
+
+Results are moments: passages mainly, plus takeaways (at the time they were placed) and episodes whose title or
+notes match (at the start). Each ranked list (keyword passages, takeaways, episodes; semantic passages) is fused
+by reciprocal rank fusion, which `bench/search_quality.py` measured against a weighted sum of normalised scores.
+
+Keyword ranking uses FTS5 in small archives and a Tantivy index in large ones, semantic ranking an exact matrix
+product or a faiss IVF index: see archive/indexes.py. User queries go through archive/fts.py, so nothing a user
+types is ever read as FTS5 syntax. This module loads no model until a semantic or hybrid search needs one, and
+imports nothing from the ingest pipeline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import sqlite_utils
+
+from . import indexes
+from .embeddings import Embedder, SentenceTransformerEmbedder
+from .errors import SearchError
+from .fts import ParsedQuery, fts5_match, highlight_match, normalise, parse_query, tantivy_clause
+from .people import normalise_name
+from .records import SearchResult
+
+MODES = ("hybrid", "keyword", "semantic")
+MAX_LIMIT = 1000
+MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"  # private-use characters: become <mark> after escaping
+SNIPPET_TOKENS = 40
+PLAIN_SNIPPET_CHARS = 240
+
+_embedders: dict[str, Embedder] = {}
+_embedders_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class SearchTuning:
+    """How rankings are made and fused. The defaults are what bench/search_quality.py chose."""
+
+    fusion: str = "rrf"  # "rrf": sum of weight / (rrf_k + rank); "weighted": sum of weight * min-max score
+    rrf_k: int = 60
+    semantic_weight: float = 0.5  # share of the semantic list in "weighted" fusion
+    kind_weights: tuple[tuple[str, float], ...] = (("passage", 1.0), ("takeaway", 0.5), ("episode", 0.5))
+    keyword_operator: str = "AND"  # "AND": all words, topped up with an OR query when too few; "OR": any word
+    depth: int = 50  # candidates taken from each ranked list (at least twice the limit)
+
+    def weight(self, kind: str) -> float:
+        return dict(self.kind_weights).get(kind, 1.0)
+
+
+DEFAULT_TUNING = SearchTuning()
+
+
+@dataclass(frozen=True)
+class Hit:
+    kind: str  # passage, takeaway, episode
+    ref: int  # row id in its table
+    score: float
+
+
+@dataclass
+class Filters:
+    sql: str = ""  # condition on episodes aliased `e`
+    params: list = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.sql)
+
+
+# -- public ------------------------------------------------------------------------------------------------
+
+def search(db: sqlite_utils.Database, query: str, mode: str = "hybrid", show=None, guest=None, since=None,
+           until=None, limit: int = 10, embedder: Embedder | None = None,
+           tuning: SearchTuning | None = None) -> list[SearchResult]:
+    """Search passages, takeaways and episode notes. Raises SearchError for a bad mode, limit or filter.
+    An empty query (or one with no word in it) gives no results."""
+    if mode not in MODES:
+        raise SearchError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
+    limit = _check_limit(limit)
+    tuning = tuning or DEFAULT_TUNING
+    filters = resolve_filters(db, show, guest, since, until)
+    parsed = parse_query(query if isinstance(query, str) else "")
+    if parsed.empty:
+        return []
+    depth = max(tuning.depth, 2 * limit)
+    allowed = _allowed_episodes(db, filters)
+    if allowed is not None and not len(allowed):
+        return []
+    lists: list[tuple[str, list[Hit]]] = []
+    if mode in ("keyword", "hybrid"):
+        lists.extend(keyword_rankings(db, parsed, filters, allowed, depth, tuning))
+    if mode in ("semantic", "hybrid"):
+        embedder = embedder or get_embedder()
+        lists.append(("semantic", semantic_ranking(db, semantic_text(query), embedder, allowed, depth)))
+    fused = fuse(lists, tuning)[:limit]
+    return materialise(db, fused, parsed)
+
+
+def search_many(db: sqlite_utils.Database, queries, **options) -> list[list[SearchResult]]:
+    """Run several queries with the same options; the embedder is loaded once (for `podarchive search -`)."""
+    if options.get("mode", "hybrid") != "keyword" and options.get("embedder") is None:
+        options["embedder"] = get_embedder()
+    return [search(db, query, **options) for query in queries]
+
+
+def get_embedder(model: str | None = None) -> Embedder:
+    """A process-wide embedder per model name; the model itself loads on the first embed."""
+    key = model or ""
+    with _embedders_lock:
+        if key not in _embedders:
+            _embedders[key] = SentenceTransformerEmbedder(model)
+        return _embedders[key]
+
+
+# -- filters -----------------------------------------------------------------------------------------------
+
+def _check_limit(limit) -> int:
+    try:
+        limit = int(limit)
+    except (TypeError, ValueError):
+        raise SearchError(f"limit must be a whole number, not {limit!r}") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise SearchError(f"limit must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def parse_date(value, name: str) -> dt.date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    try:
+        return dt.datetime.fromisoformat(text).date()
+    except ValueError:
+        raise SearchError(f"{name} must be a date like 2024-01-31, not {text[:40]!r}") from None
+
+
+def resolve_filters(db: sqlite_utils.Database, show=None, guest=None, since=None, until=None) -> Filters:
+    clauses, params = [], []
+    if show not in (None, ""):
+        clauses.append("e.show_id = ?")
+        params.append(_show_id(db, show))
+    if guest not in (None, ""):
+        clauses.append("e.id IN (SELECT episode_id FROM episode_people WHERE person_id IN "
+                       f"({','.join('?' * len(ids))}))" if (ids := _person_ids(db, guest)) else "0")
+        params.extend(ids)
+    start, end = parse_date(since, "since"), parse_date(until, "until")
+    if start and end and start > end:
+        raise SearchError(f"since ({start}) is after until ({end})")
+    if start:
+        clauses.append("e.published >= ?")
+        params.append(start.isoformat())
+    if end:
+        clauses.append("e.published < ?")  # until is a whole day: everything before the next one
+        params.append((end + dt.timedelta(days=1)).isoformat())
+    return Filters(" AND ".join(clauses), params)
+
+
+def _show_id(db, show) -> int:
+    text = str(show).strip()
+    if text.isdigit():
+        row = db.execute("SELECT id FROM shows WHERE id = ?", [int(text)]).fetchone()
+    else:
+        row = db.execute("SELECT id FROM shows WHERE title = ? COLLATE NOCASE ORDER BY id", [text]).fetchone()
+    if row is None:
+        raise SearchError(f"no show {text!r} in this archive")
+    return int(row[0])
+
+
+def _person_ids(db, guest) -> list[int]:
+    text = str(guest).strip()
+    rows = db.execute("SELECT id FROM people WHERE slug = ? OR name_key = ?",
+                      [text.lower(), normalise_name(text)]).fetchall()
+    if not rows:
+        raise SearchError(f"no guest {text!r} in this archive")
+    return [int(r[0]) for r in rows]
+
+
+def _allowed_episodes(db, filters: Filters) -> np.ndarray | None:
+    if not filters.active:
+        return None
+    rows = db.execute(f"SELECT e.id FROM episodes e WHERE {filters.sql}", filters.params).fetchall()
+    return np.array([r[0] for r in rows], dtype=np.int64)
+
+
+# -- keyword -----------------------------------------------------------------------------------------------
+
+def _has_fts(db) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE name = 'passages_fts'").fetchone() is not None
+
+
+def keyword_rankings(db, parsed: ParsedQuery, filters: Filters, allowed, depth: int,
+                     tuning: SearchTuning) -> list[tuple[str, list[Hit]]]:
+    """One ranked list per kind (passage, takeaway, episode), best first."""
+    if not _has_fts(db):
+        raise SearchError("this archive has no search index yet: run `podarchive index`")
+    if indexes.is_large(db):
+        rank = _tantivy_ranker(db, parsed, allowed)
+    else:
+        rank = _fts5_ranker(db, parsed, filters)
+    lists = []
+    for kind in indexes.KINDS:
+        operator = tuning.keyword_operator
+        hits = rank(kind, operator, depth)
+        if operator == "AND" and len(hits) < depth and len(parsed.clauses) > 1:
+            seen = {h.ref for h in hits}
+            hits += [h for h in rank(kind, "OR", depth) if h.ref not in seen][:depth - len(hits)]
+        lists.append((kind, hits))
+    return lists
+
+
+_FTS5_SQL = {
+    # kind: (fts table, row table, bm25 weights, episode id expression)
+    "passage": ("passages_fts", "passages", "", "r.episode_id"),
+    "takeaway": ("takeaways_fts", "takeaways", ", 2.0, 1.0", "r.episode_id"),
+    "episode": ("episodes_fts", "episodes", ", 2.0, 1.0", "r.id"),
+}
+
+
+def _fts5_ranker(db, parsed: ParsedQuery, filters: Filters):
+    def rank(kind: str, operator: str, depth: int) -> list[Hit]:
+        match = fts5_match(parsed, operator)
+        if not match:
+            return []
+        fts, table, weights, episode = _FTS5_SQL[kind]
+        where = f" AND {filters.sql}" if filters.active else ""
+        sql = (
+            f"SELECT r.id, bm25({fts}{weights}) AS score FROM {fts} JOIN {table} r ON r.rowid = {fts}.rowid "
+            f"JOIN episodes e ON e.id = {episode} WHERE {fts} MATCH ?{where} ORDER BY score LIMIT ?"
+        )
+        rows = db.execute(sql, [match, *filters.params, depth]).fetchall()
+        return [Hit(kind, int(r[0]), -float(r[1])) for r in rows]
+
+    return rank
+
+
+def _tantivy_ranker(db, parsed: ParsedQuery, allowed):
+    index = indexes.keyword_index(db)
+
+    def rank(kind: str, operator: str, depth: int) -> list[Hit]:
+        clauses = parsed.required() if operator == "AND" else parsed.clauses
+        found = index.search([tantivy_clause(c) for c in clauses], kind, depth, operator, allowed)
+        return [Hit(kind, ref, score) for ref, score in found]
+
+    return rank
+
+
+# -- semantic ----------------------------------------------------------------------------------------------
+
+def semantic_text(query: str) -> str:
+    """The query as a sentence for the embedder: search syntax (quotes, stars) dropped, spacing tidied."""
+    return re.sub(r"\s+", " ", normalise(query).replace('"', " ").replace("*", " ")).strip()
+
+
+def semantic_ranking(db, text: str, embedder: Embedder, allowed, depth: int) -> list[Hit]:
+    if not text:
+        return []
+    index = indexes.vector_index(db, embedder.name)
+    if not len(index):
+        return []
+    vector = np.asarray(embedder.embed([text]), dtype=np.float32)[0]
+    found = index.search(vector, depth, allowed)
+    return [Hit("passage", int(i), float(s)) for i, s in zip(found.ids, found.scores)]
+
+
+# -- fusion ------------------------------------------------------------------------------------------------
+
+def fuse(lists: list[tuple[str, list[Hit]]], tuning: SearchTuning = DEFAULT_TUNING) -> list[Hit]:
+    """One ranking from several: reciprocal rank fusion, or a weighted sum of min-max normalised scores.
+    Each list is weighted by its kind; in "weighted" fusion the semantic list gets `semantic_weight` and the
+    keyword lists the rest."""
+    filled = [(name, hits) for name, hits in lists if hits]
+    if len(filled) == 1:  # nothing to fuse: keep the list's own scores (cosine, BM25)
+        return list(filled[0][1])
+    totals: dict[tuple[str, int], float] = {}
+    for name, hits in filled:
+        kind = hits[0].kind
+        weight = tuning.weight(kind)
+        if tuning.fusion == "rrf":
+            contributions = [weight / (tuning.rrf_k + rank) for rank in range(1, len(hits) + 1)]
+        elif tuning.fusion == "weighted":
+            share = tuning.semantic_weight if name == "semantic" else 1 - tuning.semantic_weight
+            contributions = [weight * share * s for s in _min_max([h.score for h in hits])]
+        else:
+            raise SearchError(f"unknown fusion {tuning.fusion!r}")
+        for hit, value in zip(hits, contributions):
+            key = (hit.kind, hit.ref)
+            totals[key] = totals.get(key, 0.0) + value
+    ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+    return [Hit(kind, ref, score) for (kind, ref), score in ranked]
+
+
+def _min_max(scores: list[float]) -> list[float]:
+    low, high = min(scores), max(scores)
+    if high - low < 1e-12:
+        return [1.0 for _ in scores]
+    return [(s - low) / (high - low) for s in scores]
+
+
+# -- results -----------------------------------------------------------------------------------------------
+
+_ROWS_SQL = {
+    "passage": "SELECT r.id, r.start, r.end, r.speaker, r.text, r.episode_id FROM passages r",
+    "takeaway": "SELECT r.id, r.start, r.end, NULL, r.title || ': ' || r.text, r.episode_id FROM takeaways r",
+    "episode": "SELECT r.id, 0, 0, NULL, coalesce(r.notes_text, r.title, ''), r.id FROM episodes r",
+}
+_SNIPPET_SQL = {
+    "passage": ("passages_fts", 0),
+    "takeaway": ("takeaways_fts", -1),
+    "episode": ("episodes_fts", -1),
+}
+
+
+def materialise(db, hits: list[Hit], parsed: ParsedQuery) -> list[SearchResult]:
+    rows: dict[tuple[str, int], tuple] = {}
+    snippets: dict[tuple[str, int], str] = {}
+    for kind in indexes.KINDS:
+        refs = [h.ref for h in hits if h.kind == kind]
+        if not refs:
+            continue
+        marks = ",".join("?" * len(refs))
+        for row in db.execute(f"{_ROWS_SQL[kind]} WHERE r.id IN ({marks})", refs).fetchall():
+            rows[(kind, row[0])] = row
+        snippets.update({(kind, ref): s for ref, s in _snippets(db, kind, refs, parsed).items()})
+    episodes = _episode_info(db, {row[5] for row in rows.values()})
+    results = []
+    for hit in hits:
+        row = rows.get((hit.kind, hit.ref))
+        if row is None:  # deleted since a side index was built
+            continue
+        _, start, end, speaker, text, episode_id = row
+        info = episodes[episode_id]
+        start = float(start or 0)
+        results.append(SearchResult(
+            show=info["show"], episode_guid=info["guid"], episode_title=info["title"] or "",
+            start=start, end=float(end or start), snippet=snippets.get((hit.kind, hit.ref)) or plain_snippet(text),
+            score=round(hit.score, 6), url=f"/episodes/{episode_id}?t={int(start)}", kind=hit.kind,
+            speaker=speaker, episode_id=episode_id, show_id=info["show_id"], published=info["published"],
+        ))
+    return results
+
+
+def _episode_info(db, episode_ids: set[int]) -> dict[int, dict]:
+    if not episode_ids:
+        return {}
+    ids = sorted(episode_ids)
+    sql = (
+        "SELECT e.id, e.guid, e.title, e.published, s.id AS show_id, s.title AS show FROM episodes e "
+        f"JOIN shows s ON s.id = e.show_id WHERE e.id IN ({','.join('?' * len(ids))})"
+    )
+    return {row["id"]: row for row in db.query(sql, ids)}
+
+
+def _snippets(db, kind: str, refs: list[int], parsed: ParsedQuery) -> dict[int, str]:
+    """FTS5 snippets with the query's words marked, for the rows that contain any of them."""
+    match = highlight_match(parsed)
+    fts, column = _SNIPPET_SQL[kind]
+    if not match or not db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", [fts]).fetchone():
+        return {}
+    marks = ",".join("?" * len(refs))
+    sql = (f"SELECT rowid, snippet({fts}, {column}, ?, ?, '…', {SNIPPET_TOKENS}) FROM {fts} "
+           f"WHERE {fts} MATCH ? AND rowid IN ({marks})")
+    rows = db.execute(sql, [MARK_OPEN, MARK_CLOSE, match, *refs]).fetchall()
+    return {int(rowid): mark_up(snippet) for rowid, snippet in rows if snippet}
+
+
+def mark_up(snippet: str) -> str:
+    """HTML-escape a snippet, then turn the highlight markers into <mark> elements."""
+    return html.escape(snippet).replace(MARK_OPEN, "<mark>").replace(MARK_CLOSE, "</mark>")
+
+
+def plain_snippet(text: str | None) -> str:
+    text = re.sub(r"\s+", " ", text or "").strip()
+    text = text.replace(MARK_OPEN, "").replace(MARK_CLOSE, "")
+    if len(text) > PLAIN_SNIPPET_CHARS:
+        text = text[:PLAIN_SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"
+    return html.escape(text)

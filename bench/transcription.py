@@ -1,0 +1,124 @@
+"""Transcription speed and accuracy: our `transcribe_file` against bare faster-whisper, same model and options.
+
+    .venv/bin/python bench/transcription.py [--repeat N] [--audio FILE --reference FILE]
+
+Each run is a fresh child process (so peak memory is that run's own), the two variants alternate (ours, bare,
+bare, ours, ...) so that machine load hits both alike, and the model load is not timed. Printed per run and in
+summary: wall seconds, audio seconds per wall second, peak RSS, word error rate against the reference (see
+bench/_common.py for the normalisation), and the ratio ours / bare of the median wall times (target <= 1.05).
+
+To measure the full pipeline instead of `transcribe_file`, change `run_ours` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from _common import SHARED, normalize, peak_rss_mb, timed, word_error_rate
+
+AUDIO = SHARED / "datacast" / "episode-070.mp3"
+REFERENCE = SHARED / "datacast" / "episode-070-audio-reference.txt"
+
+
+def prepare_ours():
+    from ingest.transcribe import TranscriptionOptions, load_whisper
+
+    options = TranscriptionOptions()
+    return options, load_whisper(options)
+
+
+def run_ours(prepared, audio: Path) -> tuple[str, float]:
+    """(transcript text, audio seconds) through podarchive."""
+    from ingest.transcribe import transcribe_file
+
+    options, model = prepared
+    segments, _ = transcribe_file(audio, options, model=model)
+    return " ".join(s.text for s in segments), _duration(audio)
+
+
+def prepare_bare():
+    from faster_whisper import WhisperModel
+
+    from ingest.transcribe import TranscriptionOptions, resolve_model
+
+    options = TranscriptionOptions().resolved()
+    model = WhisperModel(resolve_model(options.model), device=options.device, compute_type=options.compute_type,
+                         cpu_threads=options.cpu_threads)
+    return options, model
+
+
+def run_bare(prepared, audio: Path) -> tuple[str, float]:
+    """(transcript text, audio seconds) straight from faster-whisper with the same options."""
+    options, model = prepared
+    segments, info = model.transcribe(str(audio), language=options.language, beam_size=options.beam_size,
+                                      word_timestamps=options.word_timestamps, vad_filter=options.vad_filter)
+    return " ".join(s.text for s in segments), info.duration  # the generator does the work
+
+
+def _duration(audio: Path) -> float:
+    from ingest.audio import probe_audio
+
+    return probe_audio(audio)
+
+
+VARIANTS = {"ours": (prepare_ours, run_ours), "bare": (prepare_bare, run_bare)}
+
+
+def child(variant: str, audio: Path, reference: Path) -> None:
+    prepare, run = VARIANTS[variant]
+    prepared = prepare()
+    with timed() as elapsed:
+        text, audio_seconds = run(prepared, audio)
+    print(json.dumps({
+        "variant": variant,
+        "wall": elapsed(),
+        "audio": audio_seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "wer": word_error_rate([reference.read_text()], [text]),
+        "words": len(normalize(text).split()),
+    }))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each variant (default 1)")
+    parser.add_argument("--audio", type=Path, default=AUDIO)
+    parser.add_argument("--reference", type=Path, default=REFERENCE)
+    parser.add_argument("--child", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.audio, args.reference)
+        return
+
+    order = [("ours", "bare") if i % 2 == 0 else ("bare", "ours") for i in range(args.repeat)]
+    results = {"ours": [], "bare": []}
+    print(f"audio: {args.audio.name}; runs of each variant: {args.repeat}")
+    for pair in order:
+        for variant in pair:
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", variant, "--audio", str(args.audio),
+                 "--reference", str(args.reference)],
+                capture_output=True, text=True, check=True,
+            ).stdout
+            result = json.loads(out.strip().splitlines()[-1])
+            results[variant].append(result)
+            print(f"  {variant:4}  wall {result['wall']:7.1f} s  {result['audio'] / result['wall']:5.1f} x real time"
+                  f"  peak RSS {result['peak_rss_mb']:6.0f} MB  WER {result['wer']:.3f}", flush=True)
+
+    medians = {v: statistics.median(r["wall"] for r in rs) for v, rs in results.items()}
+    audio_seconds = results["ours"][0]["audio"]
+    print(f"audio seconds: {audio_seconds:.1f}")
+    for variant in ("ours", "bare"):
+        rs = results[variant]
+        print(f"{variant:4}: median wall {medians[variant]:.1f} s, {audio_seconds / medians[variant]:.1f} x real time, "
+              f"peak RSS {max(r['peak_rss_mb'] for r in rs):.0f} MB, WER {statistics.mean(r['wer'] for r in rs):.3f}")
+    print(f"ratio ours / bare (median wall): {medians['ours'] / medians['bare']:.3f}  (target <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()

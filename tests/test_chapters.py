@@ -1,0 +1,134 @@
+import json
+
+import numpy as np
+import pytest
+from conftest import SHARED
+
+from archive.embeddings import FakeEmbedder
+from archive.errors import ChaptersError
+from archive.records import Chapter, Passage
+from ingest.chapters import fetch_chapters, fill_ends, generate_chapters, parse_chapters_json, save_chapters
+from ingest.http import make_client
+from ingest.topics import TopicOptions, default_min_seconds, keyphrases, topic_boundaries
+
+CHAPTERS = SHARED / "chapters"
+
+TOPICS = [
+    "Our data labeling pipeline sends images to annotators. Labeling quality depends on clear labeling guidelines "
+    "and every annotator reviews labels twice.",
+    "The airport security scanner finds knives in x-ray images. Each x-ray scanner runs the detection model on the "
+    "device because airport checkpoints have no internet.",
+    "Writing the book took two years. Each book chapter explains one convolutional network and the book ends "
+    "with chapter exercises for readers.",
+]
+
+
+def topic_passages(per_topic: int = 8, seconds: float = 40.0) -> list[Passage]:
+    passages = []
+    for topic in TOPICS:
+        for n in range(per_topic):
+            start = len(passages) * seconds
+            passages.append(Passage(start, start + seconds, f"{topic} Part {n} of the story."))
+    return passages
+
+
+def test_parse_chapters_example():
+    chapters = parse_chapters_json((CHAPTERS / "podcast-namespace_example.json").read_bytes())
+    assert [c.title for c in chapters][:3] == ["Intro", "Hearing Aids", "Progress Report"]
+    assert chapters[1].image == "https://example.com/images/hearing_aids.jpg"
+    assert chapters[3].url == "https://github.com/Podcastindex-org/podcast-namespace"
+    assert [(c.start, c.end) for c in chapters[:2]] == [(0, 168), (168, 260)]
+    assert chapters[-1].end is None and all(c.source == "feed" for c in chapters)
+
+
+def test_parse_chapters_skips_silent_entries():
+    chapters = parse_chapters_json((CHAPTERS / "podcast-namespace_exampleComplex.json").read_bytes())
+    assert 4826 not in [c.start for c in chapters]  # toc: false
+    assert "Played song by artist" in [c.title for c in chapters]
+    donations = next(c for c in chapters if c.title == "Donations")
+    assert donations.end == 5510  # the silent marker does not end the visible chapter
+
+
+def test_parse_chapters_sorts_fills_and_names():
+    data = json.dumps({"version": "1.2.0", "chapters": [
+        {"startTime": 60, "title": " Second "}, {"startTime": 0}, {"startTime": 120, "endTime": 150, "title": "Last"},
+    ]}).encode()
+    chapters = parse_chapters_json(data)
+    assert [(c.title, c.start, c.end) for c in chapters] == [
+        ("Chapter 1", 0, 60), ("Second", 60, 120), ("Last", 120, 150)]
+    assert fill_ends([Chapter("a", 0), Chapter("b", 10)], duration=30)[-1].end == 30
+
+
+@pytest.mark.parametrize("data", [b"not json", b"[]", b'{"chapters": [{"title": "no start"}]}',
+                                  b'{"chapters": [{"startTime": "soon"}]}', b'{"chapters": [{"startTime": -5}]}'])
+def test_bad_chapters_files(data):
+    with pytest.raises(ChaptersError):
+        parse_chapters_json(data)
+
+
+def test_fetch_chapters_from_file_and_http(serve):
+    path = CHAPTERS / "podcast-namespace_example.json"
+    assert len(fetch_chapters(path.as_uri(), client=None)) == 9
+    base = serve(CHAPTERS)
+    with make_client() as client:
+        assert len(fetch_chapters(f"{base}/podcast-namespace_example.json", client)) == 9
+        with pytest.raises(ChaptersError, match="404"):
+            fetch_chapters(f"{base}/missing.json", client)
+    with pytest.raises(ChaptersError):
+        fetch_chapters((CHAPTERS / "missing.json").as_uri(), client=None)
+
+
+def test_topic_boundaries_find_the_shifts():
+    passages = topic_passages()
+    vectors = FakeEmbedder().embed([p.text for p in passages])
+    bounds = topic_boundaries(vectors, [p.start for p in passages], [p.end for p in passages])
+    assert bounds == [0, 8, 16]
+    again = topic_boundaries(vectors, [p.start for p in passages], [p.end for p in passages])
+    assert again == bounds
+
+
+def test_topic_segments_respect_minimum_length():
+    passages = topic_passages(per_topic=3)  # topics last 120 s
+    vectors = FakeEmbedder().embed([p.text for p in passages])
+    starts, ends = [p.start for p in passages], [p.end for p in passages]
+    assert topic_boundaries(vectors, starts, ends, TopicOptions(min_seconds=200)) == [0]
+    assert topic_boundaries(vectors, starts, ends, TopicOptions(min_seconds=100)) == [0, 3, 6]
+    assert default_min_seconds(3600) == 240 and default_min_seconds(600) == 45
+    assert topic_boundaries(np.zeros((0, 4)), [], []) == []
+
+
+def test_keyphrases_are_distinctive_and_clean():
+    phrases = keyphrases([[TOPICS[0]] * 3, [TOPICS[1]] * 3, [TOPICS[2]] * 3])
+    assert "labeling" in " ".join(phrases[0])
+    assert any("x-ray" in p or "airport" in p or "scanner" in p for p in phrases[1])
+    assert any("book" in p for p in phrases[2])
+    for group in phrases:
+        for phrase in group:
+            assert phrase.split()[0].lower() not in {"the", "and", "our", "each", "of"}
+
+
+def test_generate_chapters():
+    passages = topic_passages()
+    vectors = FakeEmbedder().embed([p.text for p in passages])
+    chapters = generate_chapters(passages, vectors, duration=1000)
+    assert [c.start for c in chapters] == [0, 320, 640]
+    assert [c.end for c in chapters] == [320, 640, 1000]
+    assert all(c.source == "generated" for c in chapters)
+    assert "labeling" in chapters[0].title.lower()
+    assert "book" in chapters[2].title.lower()
+    assert all(c.title[0].isupper() and len(c.title) <= 60 for c in chapters)
+
+
+def test_generate_chapters_without_times_gives_none():
+    passages = [Passage(0, 0, p.text) for p in topic_passages()]
+    assert generate_chapters(passages, FakeEmbedder().embed([p.text for p in passages])) == []
+
+
+def test_save_chapters_replaces(db):
+    show = db["shows"].insert({"feed_url": "file:///feed.xml"}).last_pk
+    episode = db["episodes"].insert({"show_id": show, "guid": "g1"}).last_pk
+    save_chapters(db, episode, [Chapter("A", 0, 10), Chapter("B", 10, 20)])
+    save_chapters(db, episode, [Chapter("Only", 0, 30, url="https://example.com", source="generated")])
+    rows = list(db.query("SELECT idx, title, start, end, url, source FROM chapters"))
+    assert rows == [{"idx": 0, "title": "Only", "start": 0, "end": 30, "url": "https://example.com",
+                     "source": "generated"}]

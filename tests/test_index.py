@@ -1,0 +1,244 @@
+"""The index stage: embeddings keyed by model and content hash, FTS5 tables, the side indexes and build_index."""
+
+import numpy as np
+import pytest
+
+from archive import indexes
+from archive.db import open_db
+from archive.embeddings import FakeEmbedder
+from archive.errors import StageError
+from archive.records import Segment
+from ingest.index import build_index, ensure_embeddings, ensure_fts, rebuild_fts
+from search_helpers import add_episode, add_segments, add_show, index_all
+
+
+class CountingEmbedder(FakeEmbedder):
+    def __init__(self, name="fake-hash-embedder", dims=64, fail_after_calls=None):
+        super().__init__(dims)
+        self.name = name
+        self.texts: list[str] = []
+        self.calls = 0
+        self.fail_after_calls = fail_after_calls
+
+    def embed(self, texts):
+        if self.fail_after_calls is not None and self.calls >= self.fail_after_calls:
+            raise KeyboardInterrupt("killed")
+        self.calls += 1
+        self.texts.extend(texts)
+        return super().embed(texts)
+
+
+def rows(*texts):
+    import hashlib
+
+    return [{"content_hash": hashlib.sha256(t.encode()).hexdigest(), "text": t} for t in texts]
+
+
+def test_embeddings_are_normalised_in_row_order_and_stored(db):
+    embedder = CountingEmbedder()
+    batch = rows("feature stores", "kubernetes operators", "feature stores")
+    vectors = ensure_embeddings(db, batch, embedder)
+    assert vectors.dtype == np.float32 and vectors.shape == (3, 64)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1)
+    assert np.array_equal(vectors[0], vectors[2])
+    assert np.allclose(vectors[1], FakeEmbedder().embed(["kubernetes operators"])[0])
+    assert embedder.texts == ["feature stores", "kubernetes operators"]  # the duplicate embedded once
+    assert db["embeddings"].count == 2
+
+
+def test_embeddings_are_not_recomputed_on_rerun(db):
+    embedder = CountingEmbedder()
+    first = ensure_embeddings(db, rows("a b", "c d"), embedder)
+    embedder.texts.clear()
+    again = ensure_embeddings(db, rows("c d", "a b", "e f"), embedder)
+    assert embedder.texts == ["e f"]
+    assert np.array_equal(again[0], first[1]) and np.array_equal(again[1], first[0])
+
+
+def test_a_changed_model_embeds_again(db):
+    ensure_embeddings(db, rows("a b", "c d"), CountingEmbedder())
+    other = CountingEmbedder(name="other-model", dims=32)
+    vectors = ensure_embeddings(db, rows("a b", "c d"), other)
+    assert other.texts == ["a b", "c d"] and vectors.shape == (2, 32)
+    assert {r["model"] for r in db["embeddings"].rows} == {"fake-hash-embedder", "other-model"}
+
+
+def test_a_killed_run_keeps_finished_batches(db):
+    texts = [f"text number {i}" for i in range(10)]
+    killed = CountingEmbedder(fail_after_calls=2)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_embeddings(db, rows(*texts), killed, batch_size=3)
+    assert db["embeddings"].count == 6
+    resumed = CountingEmbedder()
+    ensure_embeddings(db, rows(*texts), resumed, batch_size=3)
+    assert resumed.texts == texts[6:]
+
+
+def test_no_rows_embed_nothing(db):
+    embedder = CountingEmbedder()
+    assert ensure_embeddings(db, [], embedder).shape[0] == 0
+    assert embedder.calls == 0
+
+
+def fts_rowids(db, table, match):
+    return [r[0] for r in db.execute(f"SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH ?", [match])]
+
+
+def test_fts_is_idempotent_and_kept_current_by_triggers(db):
+    show = add_show(db, "Show")
+    episode = add_episode(db, show, "g1", "Kubernetes operators", notes="We discuss feature stores")
+    add_segments(db, episode, [Segment(0, 30, "Monitoring models in production."), Segment(30, 70, "Drift.")])
+    assert ensure_fts(db) == ["passages_fts", "episodes_fts", "takeaways_fts", "people_fts"]
+    ensure_fts(db)  # again: nothing changes, nothing breaks
+    assert fts_rowids(db, "episodes", '"feature" AND "stores"') == [episode]
+    assert len(fts_rowids(db, "passages", '"monitoring"')) == 1
+    add_segments(db, episode, [Segment(0, 40, "Now it is all about vector databases.")])  # passages replaced
+    assert fts_rowids(db, "passages", '"monitoring"') == []
+    assert len(fts_rowids(db, "passages", '"vector"')) == 1
+    db.execute("DELETE FROM passages_fts")  # e.g. a broken index
+    rebuild_fts(db)
+    assert len(fts_rowids(db, "passages", '"vector"')) == 1
+
+
+def synthetic_vectors(count, dims=48, clusters=40, seed=7):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dims))
+    vectors = centres[rng.integers(0, clusters, count)] + 0.6 * rng.normal(size=(count, dims))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def store_vectors(db, vectors, episodes=4, model="synthetic"):
+    show = add_show(db, "Synthetic")
+    episode_ids = [add_episode(db, show, f"e{i}", f"Episode {i}") for i in range(episodes)]
+    passages, embeddings = [], []
+    for i, vector in enumerate(vectors):
+        passages.append({"episode_id": episode_ids[i % episodes], "idx": i // episodes, "start": 0, "end": 1,
+                         "text": f"passage {i}", "content_hash": f"h{i}"})
+        embeddings.append({"model": model, "content_hash": f"h{i}", "dims": len(vector), "vector": vector.tobytes()})
+    with db.conn:
+        db["passages"].insert_all(passages, batch_size=1000)
+        db["embeddings"].insert_all(embeddings, batch_size=1000)
+    return episode_ids
+
+
+def test_ann_agrees_with_exact_search(db):
+    vectors = synthetic_vectors(4000)
+    episode_ids = store_vectors(db, vectors)
+    exact = indexes.vector_index(db, "synthetic", large=False)
+    ann = indexes.vector_index(db, "synthetic", large=True, rebuild=True)
+    assert exact.kind == "exact" and ann.kind == "ivf-sq8" and len(ann) == len(exact) == 4000
+    rng = np.random.default_rng(1)
+    overlap = []
+    for i in rng.choice(4000, 50, replace=False):
+        query = vectors[i] + 0.1 * rng.normal(size=vectors.shape[1]).astype(np.float32)
+        query /= np.linalg.norm(query)
+        truth = set(exact.search(query, 10).ids.tolist())
+        overlap.append(len(truth & set(ann.search(query, 10).ids.tolist())) / 10)
+    assert np.mean(overlap) >= 0.9
+    # filtered: only passages of the allowed episodes, exact or ANN alike
+    allowed = np.array(episode_ids[:1])
+    rows = dict(db.execute("SELECT id, episode_id FROM passages").fetchall())
+    for index in (exact, ann):
+        hits = index.search(vectors[0], 10, allowed)
+        assert len(hits.ids) == 10 and {rows[int(i)] for i in hits.ids} == {episode_ids[0]}
+
+
+def test_side_indexes_are_saved_and_rebuilt_when_the_archive_changes(tmp_path, monkeypatch):
+    db = open_db(tmp_path / "big.db")
+    vectors = synthetic_vectors(1200)
+    store_vectors(db, vectors)
+    ensure_fts(db)
+    monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 1000)
+    built = indexes.vector_index(db, "synthetic")
+    keywords = indexes.keyword_index(db)
+    assert built.kind == "ivf-sq8"
+    assert (tmp_path / "big.db.index" / "vectors-synthetic.faiss").exists()
+    assert (tmp_path / "big.db.index" / "keywords").is_dir()
+
+    indexes.forget(db)  # a new process: loads what is on disk, builds nothing
+    monkeypatch.setattr(indexes.IVFVectorIndex, "build", lambda *a, **k: pytest.fail("rebuilt a fresh index"))
+    monkeypatch.setattr(indexes.KeywordIndex, "build", lambda *a, **k: pytest.fail("rebuilt a fresh index"))
+    assert indexes.vector_index(db, "synthetic").version == built.version
+    assert indexes.keyword_index(db).version == keywords.version
+    monkeypatch.undo()
+    monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 1000)
+
+    new_vector = synthetic_vectors(1, seed=99)[0]
+    episode = db.execute("SELECT min(id) FROM episodes").fetchone()[0]
+    with db.conn:
+        db["passages"].insert({"episode_id": episode, "idx": 9999, "start": 5, "end": 9,
+                               "text": "zeppelin maintenance", "content_hash": "new"})
+        db["embeddings"].insert({"model": "synthetic", "content_hash": "new", "dims": len(new_vector),
+                                 "vector": new_vector.tobytes()})
+    new_id = db.execute("SELECT id FROM passages WHERE content_hash = 'new'").fetchone()[0]
+    rebuilt = indexes.vector_index(db, "synthetic")
+    assert rebuilt.version > built.version and len(rebuilt) == 1201
+    assert new_id in rebuilt.search(new_vector, 5).ids.tolist()
+    assert indexes.keyword_index(db).search(['"zeppelin"'], "passage", 5) == [(new_id, pytest.approx(
+        indexes.keyword_index(db).search(['"zeppelin"'], "passage", 5)[0][1]))]
+    indexes.forget(db)
+    assert indexes.vector_index(db, "synthetic").version == rebuilt.version  # saved again, loads
+
+
+def make_transcribed(db, count=3):
+    show = add_show(db, "Show")
+    ids = []
+    for i in range(count):
+        episode = add_episode(db, show, f"g{i}", f"Episode {i} about pipelines", "2024-01-0%dT00:00:00+00:00" % (i + 1))
+        add_segments(db, episode, [Segment(t, t + 20, f"Sentence {t} of episode {i} about data pipelines.")
+                                   for t in range(0, 200, 20)])
+        ids.append(episode)
+    return ids
+
+
+def test_build_index_understands_every_episode_and_skips_unchanged_work(db):
+    ids = make_transcribed(db)
+    embedder = CountingEmbedder()
+    seen = []
+    report = build_index(db, embedder, progress=lambda done, total, row: seen.append((done, total, row["id"])))
+    assert (report.episodes, report.done, report.skipped, report.failed) == (3, 3, 0, 0)
+    assert report.passages == db["passages"].count > 0
+    assert report.embeddings_computed == db["embeddings"].count >= report.passages
+    assert seen == [(1, 3, ids[0]), (2, 3, ids[1]), (3, 3, ids[2])]
+    assert "passages_fts" in db.table_names()
+    embedder.texts.clear()
+    again = build_index(db, embedder)
+    assert (again.done, again.skipped, again.embeddings_computed) == (0, 3, 0)
+    assert embedder.texts == []
+
+
+def test_build_index_goes_on_after_a_failing_episode(db, monkeypatch):
+    import ingest.understand
+
+    ids = make_transcribed(db)
+    real = ingest.understand.understand_episode
+
+    def flaky(db, episode_id, *args, **kwargs):
+        if episode_id == ids[1]:
+            raise StageError("passages", ValueError("broken transcript"))
+        return real(db, episode_id, *args, **kwargs)
+
+    monkeypatch.setattr(ingest.understand, "understand_episode", flaky)
+    report = build_index(db, CountingEmbedder())
+    assert (report.done, report.failed) == (2, 1)
+    assert report.failures[0][0] == "Show / g1" and "broken transcript" in report.failures[0][2]
+
+
+def test_side_index_search_matches_fts5_ranking(monkeypatch):
+    """Tantivy (large archives) and FTS5 (small ones) find the same passages for the same query."""
+    from archive.db import memory_db
+    from archive.search import search
+
+    db = memory_db()
+    show = add_show(db, "Show")
+    topics = ["kubernetes clusters", "feature stores", "career advice", "data pipelines", "model monitoring"]
+    for i, topic in enumerate(topics):
+        episode = add_episode(db, show, f"g{i}", f"Episode {i}")
+        add_segments(db, episode, [Segment(t, t + 30, f"Part {t} is about {topic} and more {topic}. Also coffee.")
+                                   for t in range(0, 300, 30)])
+    index_all(db, FakeEmbedder())
+    small = search(db, "feature stores", mode="keyword", limit=5)
+    monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 0)
+    large = search(db, "feature stores", mode="keyword", limit=5)
+    assert {r.episode_guid for r in small} == {r.episode_guid for r in large} == {"g1"}
+    assert [r.snippet.count("<mark>") > 0 for r in large] == [True] * len(large)

@@ -1,0 +1,178 @@
+"""Search on the site and in the API: grouped results that open the episode at the moment, filters, modes,
+hostile queries (never an error page), and the same results as `podarchive search --json`."""
+
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from archive.db import open_db
+from archive.embeddings import FakeEmbedder
+from archive.sanitize import clean_snippet
+from web_fixtures import make_app, sample_archive
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory):
+    from ingest.index import build_index
+
+    path = tmp_path_factory.mktemp("search") / "archive.db"
+    db = open_db(path)
+    built = sample_archive(db)
+    build_index(db, embedder=FakeEmbedder())
+    db.conn.close()
+    return path, built.ids
+
+
+@pytest.fixture
+def client(indexed):
+    return make_app(indexed[0]).test_client()
+
+
+@pytest.fixture
+def ids(indexed):
+    return indexed[1]
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def test_search_groups_moments_by_episode_with_highlights_and_time_links(client, ids):
+    page = text(client.get("/search?q=data+drift"))
+    assert re.search(r"\d+ moments? in \d+ episodes?", page)
+    group = page[page.index('class="card hit-group"'):]
+    assert "Machine Learning Testing with Mohamed Elgendy" in group
+    assert "<mark>drift</mark>" in page.lower() or "<mark>data</mark>" in page.lower()
+    links = re.findall(rf'href="/episodes/{ids["ep70"]}\?t=(\d+)#t(\d+)"', page)
+    assert links and all(t == anchor for t, anchor in links)
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "keyword", "semantic"])
+def test_every_mode_finds_the_episode(client, ids, mode):
+    response = client.get(f"/search?q=data+drift+in+production&mode={mode}")
+    assert response.status_code == 200
+    assert f'href="/episodes/{ids["ep70"]}?t=' in text(response)
+    assert f'value="{mode}" checked' in text(response)
+
+
+def test_filters_narrow_the_search(client, ids):
+    assert "Machine Learning Testing" not in text(client.get(f"/search?q=testing&show={ids['dtc']}"))
+    everyone = text(client.get("/search?q=testing&mode=keyword"))
+    assert "Machine Learning Testing" in everyone and "Product Analytics" in everyone
+    with_guest = text(client.get("/search?q=testing&mode=keyword&guest=Mohamed+Elgendy"))
+    assert "Machine Learning Testing" in with_guest and "Product Analytics" not in with_guest
+    assert 'value="Mohamed Elgendy"' in with_guest
+    by_slug = text(client.get("/search?q=testing&mode=keyword&guest=mohamed-elgendy"))
+    assert "Machine Learning Testing" in by_slug and "Product Analytics" not in by_slug
+    dated = text(client.get("/search?q=testing&mode=keyword&since=2022-01-01&until=2022-12"))
+    assert "Product Analytics" in dated and "Machine Learning Testing" not in dated
+
+
+def test_unknown_guest_is_reported_and_everyone_searched(client):
+    page = text(client.get("/search?q=testing&mode=keyword&guest=Nobody+Known"))
+    assert "No guest called “Nobody Known”" in page and "Machine Learning Testing" in page
+
+
+def test_empty_query_gets_a_helpful_page(client):
+    for path in ("/search", "/search?q=", "/search?q=+++", "/search?q=%00%01"):
+        response = client.get(path)
+        assert response.status_code == 200 and "Search every transcript at once" in text(response)
+
+
+def test_no_results_suggests_what_to_try(client):
+    page = text(client.get("/search?q=zyzzyva+quux&mode=keyword&show=1"))
+    assert "Nothing found" in page and "Search without filters" in page and "Best of both" in page
+
+
+HOSTILE_QUERIES = [
+    '"unbalanced quote', '""', '"data" "drift"', "data NEAR drift", "NEAR(data drift, 2)", "data*", "*", "**",
+    "(((", "data) OR (drift", "AND OR NOT", "-data", "^drift", "text:drift", "{data}", "drift:", "a" * 10_000,
+    "data\x00drift", "\x00", "🎙️ podcasts 🤖", "' OR 1=1 --", "<script>alert(1)</script>", "%", "_", "\\",
+    "data;DROP TABLE passages", "ünïcödé drift", "\u202e drift", "\ufeff", "NULL", "drift" * 2000,
+]
+
+
+@pytest.mark.parametrize("query", HOSTILE_QUERIES)
+@pytest.mark.parametrize("mode", ["hybrid", "keyword"])
+def test_hostile_queries_never_break_the_page(client, query, mode):
+    response = client.get("/search", query_string={"q": query, "mode": mode})
+    assert response.status_code in (200, 400)
+    page = text(response)
+    assert "<h1>Search</h1>" in page and "<script>alert" not in page
+    if len(query) > 500:
+        assert "shortened to 500 characters" in page
+
+
+@pytest.mark.parametrize("params", [
+    {"q": "drift", "mode": "fuzzy"}, {"q": "drift", "since": "yesterday"}, {"q": "drift", "until": "2021-02-30"},
+    {"q": "drift", "since": "2023-01-01", "until": "2020-01-01"}, {"q": "drift", "show": "abc"},
+    {"q": "drift", "show": "999"}, {"q": "drift", "guest": "\x00<i>"}, {"q": "drift", "since": "0000-00-00"},
+    {"q": "drift", "mode": "hybrid\x00"}, {"q": "drift", "since": "9" * 100},
+])
+def test_bad_filters_are_explained_not_crashed_on(client, params):
+    response = client.get("/search", query_string=params)
+    assert response.status_code in (200, 400)
+    assert 'class="notice"' in text(response)
+
+
+def test_guest_page_searches_within_their_episodes(client, ids):
+    page = text(client.get("/guests/mohamed-elgendy?q=drift&mode=keyword"))
+    assert f'href="/episodes/{ids["ep70"]}?t=' in page
+    assert "Product Analytics" not in page.split("Search what Mohamed Elgendy said")[1].split("<h2")[0]
+    empty = text(client.get("/guests/jakob-graff?q=drift+silently&mode=keyword"))
+    assert "Nothing found" in empty
+
+
+def test_api_search_fields(client, ids):
+    data = client.get("/api/search?q=data+drift").get_json()
+    assert data["query"] == "data drift" and data["mode"] == "hybrid" and data["count"] == len(data["results"]) > 0
+    first = data["results"][0]
+    for field in ("show", "episode_guid", "episode_title", "start", "end", "snippet", "score", "url"):
+        assert field in first
+    assert first["url"] == f"/episodes/{first['episode_id']}?t={int(first['start'])}"
+    assert "<script" not in json.dumps(data)
+
+
+@pytest.mark.parametrize("query,message", [
+    ("", "give the words"), ("q=" + "a" * 501, "longer than 500"), ("q=drift&mode=x", "mode"),
+    ("q=drift&since=2021-13-01", "since"), ("q=drift&limit=0", "limit"), ("q=drift&show=999", "no show"),
+    ("q=drift&guest=nobody", "no guest"), ("q=drift&since=2022-01-01&until=2021-01-01", "after"),
+])
+def test_api_search_errors_are_400_json(client, query, message):
+    response = client.get(f"/api/search?{query}")
+    assert response.status_code == 400
+    assert message in response.get_json()["error"]["message"]
+
+
+def test_api_search_matches_the_cli(indexed, monkeypatch):
+    from archive import cli
+
+    monkeypatch.setattr(cli, "SentenceTransformerEmbedder", lambda *a, **k: FakeEmbedder(), raising=False)
+    monkeypatch.setattr("archive.embeddings.SentenceTransformerEmbedder", lambda *a, **k: FakeEmbedder())
+    result = CliRunner().invoke(cli.cli, ["search", "data drift", "--db", str(indexed[0]), "--json", "--limit", "5"])
+    assert result.exit_code == 0, result.output
+    from_cli = json.loads(result.output)
+    client = make_app(indexed[0]).test_client()
+    from_api = client.get("/api/search?q=data+drift&limit=5").get_json()["results"]
+    for result in from_cli:  # the API re-sanitises snippets: the same HTML, serialised by nh3
+        result["snippet"] = clean_snippet(result["snippet"])
+    assert from_api == from_cli
+
+
+@pytest.mark.slow
+def test_search_with_the_real_default_embedder(tmp_path):
+    """The site's default EMBEDDER (all-MiniLM-L6-v2, bundled) finds a passage by meaning, not words."""
+    from archive.embeddings import default_embedder
+    from ingest.index import build_index
+
+    db = open_db(tmp_path / "real.db")
+    built = sample_archive(db)
+    build_index(db, embedder=default_embedder())
+    db.conn.close()
+    app = make_app(tmp_path / "real.db", EMBEDDER=None)
+    page = text(app.test_client().get("/search?q=models+break+quietly+when+inputs+change&mode=semantic"))
+    first = page.index('class="card hit-group"')
+    assert "Machine Learning Testing with Mohamed Elgendy" in page[first:first + 600]
+    assert f'href="/episodes/{built.ids["ep70"]}?t=24#t24"' in page
