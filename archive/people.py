@@ -28,6 +28,14 @@ def clean_name(name: str) -> str:
     return name.strip(" ,;:-–—\"'“”‘’()[]")
 
 
+def display_name(name: str) -> str:
+    """The name to show: cleaned, without a leading honorific ("Dr. Mohamed Elgendy" -> "Mohamed Elgendy")."""
+    words = clean_name(name).split(" ")
+    while len(words) > 2 and words[0].rstrip(".").lower() in HONORIFICS:
+        words = words[1:]
+    return " ".join(words)
+
+
 def _ascii_fold(text: str) -> str:
     text = unicodedata.normalize("NFKD", text.translate(_FOLD))
     return "".join(ch for ch in text if not unicodedata.combining(ch))
@@ -78,10 +86,11 @@ def find_person(db: sqlite_utils.Database, name: str) -> dict | None:
 def upsert_person(db: sqlite_utils.Database, name: str, href: str | None = None, img: str | None = None) -> int:
     """Return the id of the person called `name`, creating the record if needed.
 
-    An existing record keeps its name and slug; a missing href or img is filled in, and an all-lower-case
-    name is replaced by a properly cased one. Raises ValueError for a name with no letters.
+    The name is stored without a leading honorific. An existing record keeps its name and slug; a missing href
+    or img is filled in, and an all-lower-case name is replaced by a properly cased one. Raises ValueError for a
+    name with no letters.
     """
-    display = clean_name(name)
+    display = display_name(name)
     key = normalise_name(display)
     if not key:
         raise ValueError(f"not a person's name: {name!r}")

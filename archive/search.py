@@ -47,6 +47,7 @@ class SearchTuning:
     semantic_weight: float = 0.5  # share of the semantic list in "weighted" fusion
     kind_weights: tuple[tuple[str, float], ...] = (("passage", 1.0), ("takeaway", 0.5), ("episode", 0.5))
     keyword_operator: str = "AND"  # "AND": all words, topped up with an OR query when too few; "OR": any word
+    or_below: int | None = None  # an AND list with fewer hits than this (default: the limit) is topped up
     depth: int = 50  # candidates taken from each ranked list (at least twice the limit)
 
     def weight(self, kind: str) -> float:
@@ -94,7 +95,7 @@ def search(db: sqlite_utils.Database, query: str, mode: str = "hybrid", show=Non
         return []
     lists: list[tuple[str, list[Hit]]] = []
     if mode in ("keyword", "hybrid"):
-        lists.extend(keyword_rankings(db, parsed, filters, allowed, depth, tuning))
+        lists.extend(keyword_rankings(db, parsed, filters, allowed, depth, tuning, limit))
     if mode in ("semantic", "hybrid"):
         embedder = embedder or get_embedder()
         lists.append(("semantic", semantic_ranking(db, semantic_text(query), embedder, allowed, depth)))
@@ -203,8 +204,9 @@ def _has_fts(db) -> bool:
 
 
 def keyword_rankings(db, parsed: ParsedQuery, filters: Filters, allowed, depth: int,
-                     tuning: SearchTuning) -> list[tuple[str, list[Hit]]]:
-    """One ranked list per kind (passage, takeaway, episode), best first."""
+                     tuning: SearchTuning, limit: int = 10) -> list[tuple[str, list[Hit]]]:
+    """One ranked list per kind (passage, takeaway, episode), best first. With the AND operator, a list with
+    fewer hits than the limit is topped up by the same words joined with OR."""
     if not _has_fts(db):
         raise SearchError("this archive has no search index yet: run `podarchive index`")
     if indexes.is_large(db):
@@ -212,10 +214,11 @@ def keyword_rankings(db, parsed: ParsedQuery, filters: Filters, allowed, depth: 
     else:
         rank = _fts5_ranker(db, parsed, filters)
     lists = []
+    or_below = limit if tuning.or_below is None else tuning.or_below
     for kind in indexes.KINDS:
         operator = tuning.keyword_operator
         hits = rank(kind, operator, depth)
-        if operator == "AND" and len(hits) < depth and len(parsed.clauses) > 1:
+        if operator == "AND" and len(hits) < or_below and len(parsed.clauses) > 1:
             seen = {h.ref for h in hits}
             hits += [h for h in rank(kind, "OR", depth) if h.ref not in seen][:depth - len(hits)]
         lists.append((kind, hits))

@@ -58,8 +58,11 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def build_archive(path: Path) -> None:
-    """Ingest both corpora's feeds (over loopback HTTP, as any feed) with the full pipeline."""
+def build_archive(path: Path, embedder_name: str | None = None) -> None:
+    """Ingest both corpora's feeds (over loopback HTTP, as any feed) with the pipeline, then index them with
+    the given embedder ('fake' for the test embedder; default all-MiniLM-L6-v2)."""
+    from archive.web.searching import make_embedder
+    from ingest.index import build_index
     from ingest.pipeline import IngestOptions, ingest_sources
 
     handler = functools.partial(QuietHandler, directory=str(CORPUS))
@@ -72,11 +75,13 @@ def build_archive(path: Path) -> None:
     with tempfile.TemporaryDirectory() as media:
         report = ingest_sources(
             db, [f"{base}/datatalksclub_podcast/feed.xml", f"{base}/twiml_whisper_transcripts/feed.xml"],
-            IngestOptions(media_dir=Path(media), progress=True),
+            IngestOptions(media_dir=Path(media), index=False, progress=True),
         )
+        index = build_index(db, embedder=make_embedder(embedder_name), progress=True)
     db.conn.close()
     server.shutdown()
-    print(f"built {path} in {time.perf_counter() - started:.0f} s, failures: {len(report.failures)}")
+    print(f"built {path} in {time.perf_counter() - started:.0f} s, ingest failures: {len(report.failures)}, "
+          f"index failures: {len(index.failures)}")
 
 
 def free_port() -> int:
@@ -85,12 +90,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_site(db_path: Path) -> tuple[str, subprocess.Popen]:
+def start_site(db_path: Path, embedder_name: str | None) -> tuple[str, subprocess.Popen]:
     port = free_port()
     command = [str(Path(sys.executable).parent / "podarchive"), "--db", str(db_path), "serve", "--port", str(port)]
     if not Path(command[0]).exists():
         command = [sys.executable, "-m", "archive.cli", *command[1:]]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    if embedder_name:
+        env["PODARCHIVE_EMBEDDER"] = embedder_name
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -197,13 +204,16 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=120, help="time bound of the measured run")
     parser.add_argument("--write-interval", type=float, default=0.1, help="writer's pause between episodes (s)")
     parser.add_argument("--no-writer", action="store_true", help="measure without the concurrent writer")
+    parser.add_argument("--embedder", default=None,
+                        help="embedding model of the archive and the site: a model name, or 'fake' (default: "
+                             "all-MiniLM-L6-v2)")
     args = parser.parse_args()
 
     if args.rebuild or not args.db.exists():
         for suffix in ("", "-wal", "-shm"):
             Path(f"{args.db}{suffix}").unlink(missing_ok=True)
         shutil.rmtree(f"{args.db}.index", ignore_errors=True)
-        build_archive(args.db)
+        build_archive(args.db, args.embedder)
     with tempfile.TemporaryDirectory() as tmp:
         # Measure on a copy: the writer's episodes never pile up in the kept archive.
         db_path = Path(tmp) / "archive.db"
@@ -222,7 +232,7 @@ def run(db_path: Path, args) -> None:
     sizes = {name: db[name].count for name in ("episodes", "segments", "passages")}
     db.conn.close()
     print(f"archive: {sizes['episodes']} episodes, {sizes['segments']} segments, {sizes['passages']} passages")
-    base, site = start_site(db_path)
+    base, site = start_site(db_path, args.embedder)
     try:
         warm = time.perf_counter()
         for path in ("/search?q=warm+up&mode=hybrid", "/search?q=warm+up&mode=semantic",

@@ -90,8 +90,8 @@ def download_audio(url: str, dest: str | os.PathLike, client: httpx.Client, max_
         content_type = http.with_retries(attempt, options)
     except http.RetryableStatus as exc:
         raise AudioError(f"could not download audio {url}: HTTP {exc.response.status_code}") from exc
-    except httpx.HTTPError as exc:
-        raise AudioError(f"could not download audio {url}: {exc}") from exc
+    except (httpx.HTTPError, httpx.InvalidURL, _Restart) as exc:
+        raise AudioError(f"could not download audio {url}: {exc or type(exc).__name__}") from exc
     except OSError as exc:
         raise AudioError(f"could not write audio to {part}: {exc.strerror or exc}") from exc
     digest, size = _hash_file(part)

@@ -126,7 +126,9 @@ def generate_chapters(passages: list[Passage], vectors: np.ndarray, duration: fl
                                 source="generated"))
     for current, following in zip(chapters, chapters[1:]):
         current.end = following.start
-    return fill_ends(chapters, duration)
+    if duration and duration > chapters[-1].start:
+        chapters[-1].end = duration
+    return chapters
 
 
 def save_chapters(db: sqlite_utils.Database, episode_id: int, chapters: list[Chapter]) -> None:

@@ -3,8 +3,10 @@
 Sources, most trusted first (a person found by several keeps the first source):
 
 1. **feed** - `feed_people` rows with role guest (podcast:person).
-2. **title** - "... with Mohamed Elgendy", "... w/ Orit Peleg - #590", "... with A and B - TWiML Talk #236";
-   "Name: Topic" only when the notes or transcript speakers confirm the name.
+2. **title** - "... with Mohamed Elgendy", "... w/ Orit Peleg - #590", "... with A and B - TWiML Talk #236",
+   "Jennifer Prendki Interview - ...". In a Title Case title without a series number, a name after "with" needs
+   the notes, transcript or speakers to name it too ("... Monetize with Online Courses"); "Name: Topic" always
+   needs the notes or the transcript speakers to confirm it.
 3. **notes** - conservative patterns: "In this episode, Jakob Graff — Director of ...", "my guest (today) is X",
    "X, co-founder of Y, joins (us)", "we talk with X".
 4. **transcript** - a speaker who is not the host and speaks at least a tenth of the words. Transcripts often
@@ -15,7 +17,7 @@ A candidate must look like a personal name: two to five words, each capitalised 
 "van", "de", "y" allowed), none a common topic word ("Deep Learning" is not a person).
 
 The host: the feed's host people (item, else channel level); in the transcript, the speaker label matching a host
-name, else the speaker who asks the most questions, ties to the first speaker (see `identify_host`).
+name, else the speaker whose sentences are most often questions, ties to the first speaker (see `identify_host`).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ TOPIC_WORDS = {
     "software", "chip", "chips", "edge", "mobile", "web", "apps", "app", "tools", "tool", "open", "source",
     "generative", "intelligence", "artificial", "automated", "automl", "autonomous", "vehicles", "cars", "self",
     "driving", "big", "small", "new", "future", "state", "art", "everything", "everyone", "friends", "guests",
-    "community", "team", "cohort", "nexus", "time", "series", "transformers", "transformer", "attention", "rnns",
+    "community", "cohort", "nexus", "time", "transformers", "transformer", "attention", "rnns",
     "cnns", "gans", "bayesian", "optimization", "inference", "training", "scale", "scaling", "production",
     "applied", "practical", "modern", "real", "world", "us", "me", "you", "our", "my", "your", "host", "guest",
     "speaker", "unknown", "moderator", "audience", "q&a", "questions", "answers", "ceo", "cto", "founder",
@@ -69,7 +71,7 @@ _TITLE_SUFFIX = re.compile(
     r"\s*(?:[-–—|]\s*)?(?:\(?(?:TWi?ML(?: Talk)?|Talk|Ep(?:isode)?\.?)?\s*#?\s*\d+\)?)(?:\s*\(video\))?\s*$"
     r"|\s*[-–—]\s*(?:TWi?ML(?: Talk)?)?\s*(?:\.\.\.|…)$",  # a title cut short: "... with Stuart Reid -..."
     re.IGNORECASE)
-_INTERVIEW_FIRST = re.compile(rf"^(?P<names>{{NAME}}(?:\s*(?:&|and)\s*{{NAME}})*)\s+Interview\b")
+_INTERVIEW_FIRST = re.compile(rf"^(?P<names>{NAME_PATTERN}(?:\s*(?:&|and)\s*{NAME_PATTERN})*)\s+Interview\b")
 _WITH = re.compile(r"(?:^|\s)(?:with|w/|featuring|feat\.|ft\.)\s+", re.IGNORECASE)
 _SPLIT_NAMES = re.compile(r"\s*(?:,\s*(?:and\s+)?|\s+and\s+|\s*&\s*)\s*")
 
@@ -98,7 +100,7 @@ def names_from_title(title: str | None) -> list[str]:
     if not title:
         return []
     text = re.sub(r"\s+", " ", unicodedata.normalize("NFKC", title)).strip()
-    first = re.match(_INTERVIEW_FIRST.pattern.replace("{NAME}", NAME_PATTERN), text)
+    first = _INTERVIEW_FIRST.match(text)
     if first:
         tail = first.group("names")
     else:
@@ -176,23 +178,32 @@ def _same_person(label: str, name: str) -> bool:
 
 
 def identify_host(segments: list[Segment], host_names: list[str] = ()) -> str | None:
-    """The host's speaker label in a transcript: the one matching a host name from the feed, else the one who
-    asks the most questions (ties: who spoke first). None without at least two named speakers."""
+    """The host's speaker label in a transcript: the one matching a host name from the feed, else, among the
+    speakers with a twentieth of the words or more, the one whose sentences are most often questions (guests ask
+    questions too, but a smaller share of what they say); ties go to who spoke first. None without at least
+    two named speakers."""
     shares = speaker_shares(segments)
     if len(shares) < 2:
         return None
     for label in shares:
         if any(_same_person(label, host) for host in host_names):
             return label
+    total = sum(shares.values())
+    regulars = {label for label, chars in shares.items() if chars / total >= 0.05}
+    if len(regulars) < 2:
+        regulars = set(shares)
     questions: Counter = Counter()
+    sentences: Counter = Counter()
     first_seen: dict[str, int] = {}
     for index, segment in enumerate(segments):
         label = clean_name(segment.speaker or "").rstrip(".")
-        if label not in shares:
+        if label not in regulars:
             continue
         first_seen.setdefault(label, index)
-        questions[label] += sum(1 for s in split_sentences(segment.text) if s.rstrip().endswith("?"))
-    return max(shares, key=lambda label: (questions[label], -first_seen.get(label, 0)))
+        said = split_sentences(segment.text)
+        sentences[label] += len(said)
+        questions[label] += sum(1 for s in said if s.rstrip().endswith("?"))
+    return max(regulars, key=lambda label: (questions[label] / max(sentences[label], 1), -first_seen.get(label, 0)))
 
 
 def _is_title_case(text: str) -> bool:
@@ -208,7 +219,8 @@ def _title_name_trusted(title: str, name: str, notes: str | None, segments: list
     """A name after "with" is trusted when the title is numbered like an interview series ("- #12"), when
     capitals carry meaning (the title is not in Title Case), or when the notes, transcript or speakers name it:
     in a Title Case title, "with Online Courses" looks just like "with Orit Peleg"."""
-    if _TITLE_SUFFIX.search(title) or re.search(r"\bInterview\b", title) or not _is_title_case(title.split(" with ")[0]):
+    numbered = _TITLE_SUFFIX.search(title) or re.search(r"\bInterview\b", title)
+    if numbered or not _is_title_case(title.split(" with ")[0]):
         return True
     key = f" {normalise_name(name)} "
     if key in _folded(notes or "") or any(_same_person(label, name) for label in shares):

@@ -58,6 +58,7 @@ class _Block:
     kind: str  # heading, text, item
     text: str
     level: int = BOLD_LEVEL
+    in_item: bool = False  # a heading made of a list item's bold lead
 
 
 def clean_text(text: str) -> str:
@@ -126,7 +127,7 @@ def _block_element(element, blocks: list[_Block], kind: str) -> None:
     if lead_is_bold:
         lead = clean_text(first.text_content())
         rest = clean_text(full[len(lead):]).lstrip(":.–—- ").strip()
-        blocks.append(_Block("heading", lead))
+        blocks.append(_Block("heading", lead, in_item=kind == "item"))
         if rest:
             blocks.append(_Block(kind, rest))
         return
@@ -197,11 +198,15 @@ def takeaways_from_notes(notes: str | None) -> list[tuple[str, str]]:
     level = blocks[start].level
     sections: list[tuple[str, list[str]]] = []
     loose: list[str] = []  # paragraphs and items before any sub-heading
+    item_points = False  # the points are list items with bold leads: an item without one is a point too
     for block in blocks[start + 1:]:
         if block.kind == "heading":
             if block.level < level or END_HEADING.match(block.text) or TAKEAWAYS_HEADING.match(block.text):
                 break
             sections.append((clean_heading(block.text), []))
+            item_points = block.in_item
+        elif block.kind == "item" and item_points and sections and sections[-1][1]:
+            sections.append((short_title(block.text), [block.text]))
         elif sections:
             sections[-1][1].append(block.text)
         else:
@@ -383,7 +388,8 @@ def _expand(statements: list[Statement], best: int, max_words: int, min_words: i
 
 def offline_takeaways(passages: list[Passage], vectors: np.ndarray, embedder, host: str | None = None,
                       options: TakeawayOptions | None = None) -> list[Takeaway]:
-    """One takeaway per topic segment: its guest's most central, informative statement (see module doc)."""
+    """One takeaway per topic segment: its guest's most central, informative statement (see module doc),
+    titled by its key phrases."""
     options = options or TakeawayOptions()
     if not passages:
         return []
@@ -399,25 +405,34 @@ def offline_takeaways(passages: list[Passage], vectors: np.ndarray, embedder, ho
     if not all_statements:
         return []
     statement_vectors = embedder.embed([s.text for s in all_statements])
-    centroids = np.stack([vectors[a:b].mean(axis=0) for a, b in segments])
-    titles = keyphrases([[p.text for p in passages[a:b]] for a, b in segments], embedder=embedder,
-                        centroids=centroids)
-    timed = max(p.end for p in passages) > 0
-    takeaways, offset = [], 0
-    for statements, centroid, words in zip(per_segment, centroids, titles):
+    chosen: list[tuple[int, str, float, float]] = []  # passage index, text, start, end
+    offset = 0
+    for (first, last), statements in zip(segments, per_segment):
         block = statement_vectors[offset:offset + len(statements)]
         offset += len(statements)
         if not statements:
             continue
-        scores = score_statements(statements, block, centroid, options.min_words)
+        scores = score_statements(statements, block, vectors[first:last].mean(axis=0), options.min_words)
         best = int(np.argmax(scores))
-        if scores[best] < 0:
-            continue
-        text, start, end = _expand(statements, best, options.max_words, options.min_words)
-        title = phrase_title(words) or short_title(text)
-        takeaways.append(Takeaway(title=title, text=text, start=round(start, 3) if timed else None,
-                                  end=round(end, 3) if timed else None, source="generated"))
-    return takeaways
+        if scores[best] >= 0:
+            chosen.append((statements[best].passage, *_expand(statements, best, options.max_words, options.min_words)))
+    titles = _titles([text for _, text, _, _ in chosen], passages, vectors, embedder)
+    timed = max(p.end for p in passages) > 0
+    return [
+        Takeaway(title=phrase_title(words) or short_title(text), text=text, start=round(start, 3) if timed else None,
+                 end=round(end, 3) if timed else None, source="generated")
+        for (_, text, start, end), words in zip(chosen, titles)
+    ]
+
+
+def _titles(texts: list[str], passages: list[Passage], vectors: np.ndarray, embedder) -> list[list[str]]:
+    """Key phrases of each takeaway's text, with the episode's passages as the background that tells what is
+    distinctive; re-ranked by closeness to the takeaway's meaning."""
+    if not texts:
+        return []
+    groups = [[text] for text in texts] + [[p.text for p in passages]]
+    centroids = np.concatenate([embedder.embed(texts), np.asarray(vectors).mean(axis=0, keepdims=True)])
+    return keyphrases(groups, embedder=embedder, centroids=centroids)[:len(texts)]
 
 
 class _LLMFailure(Exception):

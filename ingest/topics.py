@@ -135,6 +135,8 @@ up upon us use used using usually very via wait want wanted wants was wasn't way
 went were weren't what what's whatever when where whether which while who whole whom whose why will with within
 without won't work worked working would wouldn't wow yeah year years yes yet you you'd you'll you're you've your
 yours yourself yourselves episode podcast welcome question questions answer today's
+gives gave giving learned learnt increases increased decided helps helped helping becomes became went wanted
+started finished reached picked joined moved realized realised believe believed noticed worked knows taught
 """.split())
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’+#./-]*[A-Za-z0-9+#]|[A-Za-z]")
@@ -190,7 +192,7 @@ def keyphrases(segment_passages: list[list[str]], top: int = 3, embedder=None,
             if count < min_count:
                 continue
             idf = math.log(n_passages / doc_freq[key]) + 1
-            size = key.count(" ") + 1
+            size = key.count(" ") + 1 if count > 1 else 1  # a phrase said once is no better for being long
             scored.append((count * idf * (1 + 0.6 * (size - 1)), key))
         scored.sort(key=lambda item: (-item[0], item[1]))
         ranked_lists.append(scored)

@@ -9,11 +9,12 @@ Defaults, measured with tiny.en, int8, on 2 shared CPU cores (see bench/transcri
 - beam_size 5. On `episode-070.mp3` (11 min 42 s of synthetic speech) beam 1 runs about 1.4x faster, but its word
   error rate is higher (10.6% against 10.1% with beam 5; on the 53 s opening 8.0% against 4.4%). A
   transcript is made once and searched for years, so accuracy wins.
-- word_timestamps False (they cost about a third more time). faster-whisper's own word timestamps lose whole
+- word_timestamps False (they take about 1.4x the time). faster-whisper's own word timestamps lose whole
   phrases on this model, with beam 1 and with beam 5 alike: on episode-070.mp3 deletions rise from 17 to 47
   words (beam 1) and from 20 to 43 (beam 5), because each next 30 s window starts at the last aligned word's
   end, which tiny.en often stretches. So we decode without them and align the words afterwards with the same
-  alignment, window by window (`_aligned`): the text is exactly that of a run without word timestamps.
+  alignment, window by window (`_aligned`): the text is exactly that of a run without word timestamps. (With
+  vad_filter on, faster-whisper's own word timestamps are used.)
 - vad_filter False: the Silero VAD adds load time and can cut quiet speech; podcasts are mostly speech.
 - compute_type int8 on CPU ("default" elsewhere: CTranslate2 picks float16 on CUDA), cpu_threads 0 (library
   default), language "en" (tiny.en is English only; None asks a multilingual model to detect it).
@@ -122,10 +123,11 @@ def transcribe_file(path: str | Path, options: TranscriptionOptions | None = Non
     options = (options or TranscriptionOptions()).resolved()
     model = model if model is not None else load_whisper(options)
     samples = load_audio(path, SAMPLING_RATE)
-    align = options.word_timestamps and _can_align(model)
+    # With the VAD filter, Whisper's windows are over the speech-only audio; only faster-whisper maps them back.
+    align = options.word_timestamps and not options.vad_filter and _can_align(model)
     if options.word_timestamps and not align:
-        log.warning("this model cannot align words after decoding: using faster-whisper's word timestamps, "
-                    "which may skip speech")
+        log.warning("word timestamps from faster-whisper itself (VAD filter on, or a model we cannot align "
+                    "with): they may skip speech")
     try:
         raw_segments, info = model.transcribe(
             samples,
@@ -155,25 +157,28 @@ def transcribe_file(path: str | Path, options: TranscriptionOptions | None = Non
 def _collect(raw_segments, duration: float, progress: Progress | None) -> list[Segment]:
     """Whisper's segments as ours: text trimmed, empty ones dropped, times kept in order and inside the audio."""
     segments: list[Segment] = []
-    previous_start = 0.0
+    previous_start = done = 0.0
     for raw in raw_segments:
         start = min(max(float(raw.start), previous_start), duration)
         end = min(max(float(raw.end), start), duration)
+        done = max(done, end)
         if progress:
-            progress(end, duration)
+            progress(done, duration)
         text = " ".join(raw.text.split())
         if not text:
             continue
-        segments.append(Segment(start=round(start, 3), end=round(end, 3), text=text, words=_words(raw, start, end)))
+        words = _words(raw, start, end, floor=segments[-1].words[-1].start if segments and segments[-1].words else 0)
+        segments.append(Segment(start=round(start, 3), end=round(end, 3), text=text, words=words))
         previous_start = start
     if progress:
         progress(duration, duration)
     return segments
 
 
-def _words(raw, start: float, end: float) -> list[Word] | None:
-    """Whisper's words, kept in order and inside their segment (alignment can overshoot a window's edge)."""
-    words, previous = [], start
+def _words(raw, start: float, end: float, floor: float = 0.0) -> list[Word] | None:
+    """Whisper's words, kept in order (after `floor`, the previous word's start) and inside their segment:
+    alignment can overshoot a window's edge."""
+    words, previous = [], min(max(start, floor), end)
     for word in raw.words or []:
         if word.word.strip():
             word_start = min(max(float(word.start), previous), end)

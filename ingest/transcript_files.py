@@ -165,7 +165,7 @@ def sniff_format(text: str) -> str | None:
     head = text.lstrip()[:2000]
     if head.startswith("WEBVTT"):
         return VTT
-    if head.startswith("{"):
+    if head.startswith("{") and '"segments"' in head:
         return JSON
     if SRT_SIGNATURE.match(head):
         return SRT
@@ -193,7 +193,8 @@ def parse_transcript(data: bytes, fmt_or_mime: str | None, *, url: str | None = 
     """Parse a transcript file into segments.
 
     `fmt_or_mime` is a format name (vtt, srt, json, html, text), a MIME type (charset honoured) or a URL or file
-    name with an extension; `url` helps when the type is missing or odd; `duration` (seconds) scales the estimated times of untimed formats.
+    name with an extension; `url` helps when the type is missing or odd; `duration` (seconds) scales the
+    estimated times of untimed formats.
     """
     if not data or not data.strip():
         raise TranscriptFormatError("the transcript file is empty")
@@ -216,6 +217,8 @@ def clean_text(raw: str, markup: re.Pattern | None = TAG) -> str:
 
 
 def parse_vtt(text: str) -> list[Segment]:
+    if not text.lstrip().startswith("WEBVTT") and "-->" in text:
+        text = "WEBVTT\n\n" + text  # cues without the header line, as some tools write them
     try:
         captions = webvtt.from_string(text).captions
     except (MalformedFileError, MalformedCaptionError) as exc:

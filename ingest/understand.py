@@ -4,8 +4,9 @@ Each step is a stage in `stages` with the hash of what it read (transcript conte
 embedder name, and `VERSION`): a rerun on unchanged input does no work, and a changed transcript or new notes
 redo exactly the steps that read them. A step that fails is recorded (`mark_failed`) and the others still run
 (chapters and takeaways need the passages); once all have had their turn, the first failure is raised as
-`StageError`. A chapters file the feed names but that cannot be fetched is recorded under the `chapters_fetch`
-stage and the episode gets generated chapters instead.
+`StageError`, except ModelLoadError, which is recorded and raised at once (no episode can be understood without
+the embedding model). A chapters file the feed names but that cannot be fetched is recorded under the
+`chapters_fetch` stage and the episode gets generated chapters instead.
 """
 
 from __future__ import annotations

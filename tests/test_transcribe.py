@@ -114,22 +114,24 @@ def test_word_timestamps_are_plausible(short_with_words):
     assert all(0 <= w.probability <= 1 for w in words)
 
 
-def test_library_word_timestamps_skip_speech_ours_do_not(model):
-    """faster-whisper's own word_timestamps=True moves each next window to the last aligned word's end; tiny.en
-    stretches that word and speech is skipped. On the full episode-070.mp3 it lost 47 words with beam 1 and 43
-    with beam 5 (17 and 20 without word timestamps). This 75 s excerpt (7:50-9:05) keeps one such loss at beam 5."""
-    samples = load_audio(SHARED / "datacast" / "episode-070.mp3")[470 * 16000:545 * 16000]
-    reference = ("alongside my lead engineer at rakuten who joined from synapse i decided to take a leap of faith "
-                 "and build")
+@pytest.mark.parametrize("clip, reference", [(SHORT, SHORT_REFERENCE), (JFK, JFK_REFERENCE)], ids=["short", "jfk"])
+def test_library_word_timestamps_with_beam_1_lose_no_phrase_on_short_clips(model, clip, reference):
+    """What faster-whisper's own word_timestamps=True does at beam 1, measured. On these short clips: no phrase
+    lost (short clip: one word differs, 'they were doing' -> 'network-doing'; JFK: identical). On the 11 min 42 s
+    episode-070.mp3 it does lose phrases, with beam 1 (deleted reference words 17 -> 47) and beam 5 (20 -> 43):
+    each next 30 s window starts at the last aligned word's end, which tiny.en stretches; that takes the whole
+    episode to show, so `bench/transcription.py --word-timestamps` measures it rather than a test. Our own word
+    timestamps are aligned after decoding and keep the text of a run without them (test above)."""
+    import jiwer
 
-    def library(word_timestamps):
-        segments, _ = model.transcribe(samples, language="en", beam_size=5, word_timestamps=word_timestamps,
+    samples = load_audio(clip)
+
+    def deletions(word_timestamps):
+        segments, _ = model.transcribe(samples, language="en", beam_size=1, word_timestamps=word_timestamps,
                                        vad_filter=False)
-        return normalize(" ".join(s.text for s in segments))
+        return jiwer.process_words(normalize(reference), normalize(text_of(segments))).deletions
 
-    assert "leap of faith" in library(False)
-    assert "leap of faith" not in library(True)
-    assert reference  # what the speaker said there
+    assert deletions(True) <= deletions(False) + 2
 
 
 def test_jfk_with_words_and_beam_1(model):
@@ -137,6 +139,14 @@ def test_jfk_with_words_and_beam_1(model):
     assert word_error_rate([JFK_REFERENCE], [text_of(segments)]) == 0
     assert [w.word.strip(",.").lower() for s in segments for w in s.words][:4] == ["and", "so", "my", "fellow"]
     assert source.options["beam_size"] == 1
+
+
+def test_vad_filter_with_words_uses_library_word_timestamps(model):
+    options = TranscriptionOptions(beam_size=1, word_timestamps=True, vad_filter=True)
+    segments, _ = transcribe_file(JFK, options, model=model)
+    assert word_error_rate([JFK_REFERENCE], [text_of(segments)]) == 0
+    words = [w for s in segments for w in s.words]
+    assert words[0].start < 1.5 and 9 < words[-1].end <= 11.0  # times on the original audio's clock
 
 
 def test_whisper_transcriber_interface(model):

@@ -243,24 +243,29 @@ def reference_lines(text: str, duration: float) -> list[Segment]:
     return lines
 
 
-def short_datacast_archive(db: sqlite_utils.Database, enclosure_url: str) -> dict:
-    """Datacast's 53-second clip with its audio stored in the archive (as the audio stage leaves it) and a
-    transcript made from the text that was read for it."""
+def datacast_archive(db: sqlite_utils.Database, enclosure_url: str) -> dict:
+    """Datacast episode 70: 11 min 42 s of real audio, stored in the archive as the audio stage leaves it
+    (the site serves it, seekable), with a transcript made from the text that was read for it: its sentences
+    timed in proportion to their length, so a line is within seconds of where it is spoken."""
     build = ArchiveBuilder(db)
     show = build.show("Datacast", author="James Le")
     episode = build.episode(
-        show, "datacast-070-short", "Machine Learning Testing with Mohamed Elgendy (opening clip)",
-        published="2021-08-15T12:00:00+00:00", duration=53.0, episode_number=70,
+        show, "datacast-070", "Machine Learning Testing with Mohamed Elgendy",
+        published="2021-08-15T12:00:00+00:00", duration=702.0, episode_number=70,
         enclosure_url=enclosure_url, enclosure_type="audio/mpeg",
-        notes_html="<p>Mohamed Elgendy on studying biomedical engineering in Egypt.</p>",
+        notes_html="<p>Mohamed Elgendy on his path from biomedical engineering to ML testing.</p>",
     )
     build.credit(episode, "Mohamed Elgendy", "guest")
-    build.credit(episode, "James Le", "host")
-    build.audio(episode, DATACAST / "episode-070-short.mp3", enclosure_url)
-    lines = reference_lines((DATACAST / "episode-070-short-reference.txt").read_text(), 52.9)
-    for number, line in enumerate(lines):  # the host reads the first three sentences, the guest the rest
-        line.speaker = "James Le" if number < 3 else "Mohamed Elgendy"
+    build.audio(episode, DATACAST / "episode-070.mp3", enclosure_url)
+    text = (DATACAST / "episode-070-audio-reference.txt").read_text()
+    lines = reference_lines(text, 701.0)
+    for line in lines:
+        line.speaker = "Mohamed Elgendy"
     build.transcript(episode, lines, source="whisper", fmt="whisper", model="tiny.en")
-    build.chapters(episode, [{"title": "Introduction", "start": 0.0},
-                             {"title": "On Studying Biomedical Engineering in Egypt", "start": lines[3].start}])
     return {"show": show, "episode": episode, "lines": lines}
+
+
+def heading_chapters(lines: list[Segment]) -> list[dict]:
+    """Chapters at the reference text's section headings ("On ...")."""
+    return [{"title": line.text, "start": line.start} for line in lines
+            if line.text.startswith("On ") and not line.text.endswith(".")]

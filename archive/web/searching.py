@@ -74,7 +74,7 @@ class EpisodeHits:
 
 
 def group_by_episode(results: list[SearchResult]) -> list[EpisodeHits]:
-    """Moments grouped under their episode, episodes in order of their best moment, moments in time order."""
+    """Moments grouped under their episode: episodes in order of their best moment, moments best first."""
     groups: dict[object, EpisodeHits] = {}
     for result in results:
         key = result.episode_id if result.episode_id is not None else result.episode_guid
@@ -85,8 +85,6 @@ def group_by_episode(results: list[SearchResult]) -> list[EpisodeHits]:
                 result.score,
             )
         group.hits.append(result)
-    for group in groups.values():
-        group.hits.sort(key=lambda hit: hit.start)
     return list(groups.values())
 
 

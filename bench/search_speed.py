@@ -1,0 +1,259 @@
+"""Search latency, index build time, archive size and peak memory on a synthetic archive of N passages.
+
+    .venv/bin/python bench/search_speed.py                     # 1,000,000 passages (builds once, ~15 min)
+    .venv/bin/python bench/search_speed.py --passages 20000    # a quick run
+
+How the archive is made (embedding a million passages on a CPU takes hours, so vectors are synthesised):
+* text: real DataTalks.Club passages (bench/out/datatalks.db, see bench/datatalks_archive.py) recombined; each
+  synthetic passage is the first sentences of one real passage followed by the last sentences of another;
+* vector: the same mix of the two real passages' embeddings (weighted by their share of the text), plus gaussian
+  noise (norm `--noise`), L2-normalised again;
+* 80 passages an episode, 50 shows, publication dates spread over ten years.
+
+Queries: the listener questions of bench/queries_datatalks.json plus the TREC 2020/2021 podcast track topics
+(/work/shared/fixtures/retrieval_eval/trec_podcasts), each run once per mode in a fresh process after one warm-up
+query. Hybrid and semantic latencies include embedding the query with the default embedder. Goals (2 cores):
+keyword p95 <= 20 ms, hybrid p95 <= 50 ms, peak RSS <= 2 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from archive import indexes  # noqa: E402
+from archive.db import open_db  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+SOURCE = OUT / "datatalks.db"
+TREC = ROOT.parent / "shared" / "fixtures" / "retrieval_eval" / "trec_podcasts"
+PASSAGES_PER_EPISODE = 80
+SHOWS = 50
+CHUNK = 20_000
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def dir_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def load_sources(model: str):
+    """Real passages with their embeddings: (list of sentence lists, vectors)."""
+    if not SOURCE.exists():
+        sys.exit(f"{SOURCE} is missing: run bench/datatalks_archive.py first")
+    db = open_db(SOURCE)
+    rows = db.execute(
+        "SELECT p.text, e.vector FROM passages p JOIN embeddings e ON e.model = ? AND e.content_hash = p.content_hash",
+        [model]).fetchall()
+    sentences = [re.split(r"(?<=[.!?])\s+", text) for text, _ in rows]
+    vectors = np.frombuffer(b"".join(v for _, v in rows), dtype=np.float32).reshape(len(rows), -1)
+    return sentences, vectors
+
+
+def synthesise(count: int, sentences, vectors, noise: float, seed: int = 42):
+    """Yield chunks of (texts, vectors) recombined from the real passages."""
+    rng = np.random.default_rng(seed)
+    dims = vectors.shape[1]
+    for start in range(0, count, CHUNK):
+        n = min(CHUNK, count - start)
+        a, b = rng.integers(0, len(sentences), n), rng.integers(0, len(sentences), n)
+        texts, share = [], np.empty(n, dtype=np.float32)
+        for i in range(n):
+            first, second = sentences[a[i]], sentences[b[i]]
+            cut_a, cut_b = rng.integers(1, len(first) + 1), rng.integers(0, len(second))
+            head, tail = " ".join(first[:cut_a]), " ".join(second[cut_b:])
+            texts.append(f"{head} {tail}".strip())
+            share[i] = len(head) / max(1, len(head) + len(tail))
+        mixed = share[:, None] * vectors[a] + (1 - share[:, None]) * vectors[b]
+        mixed += rng.normal(size=(n, dims)).astype(np.float32) * (noise / np.sqrt(dims))
+        mixed /= np.linalg.norm(mixed, axis=1, keepdims=True)
+        yield texts, mixed.astype(np.float32)
+
+
+def build(path: Path, count: int, noise: float, model: str) -> dict:
+    from ingest.index import ensure_fts
+
+    timings = {}
+    sentences, vectors = load_sources(model)
+    print(f"sources: {len(sentences)} real passages with {model} embeddings", flush=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    db = open_db(path)
+    episodes = max(1, count // PASSAGES_PER_EPISODE)
+    started = time.perf_counter()
+    with db.conn:
+        db.conn.executemany("INSERT INTO shows (id, feed_url, title) VALUES (?, ?, ?)",
+                            [(s + 1, f"https://example.com/show{s}.xml", f"Show {s}") for s in range(SHOWS)])
+        db.conn.executemany(
+            "INSERT INTO episodes (id, show_id, guid, title, published, notes_text) VALUES (?, ?, ?, ?, ?, ?)",
+            [(e + 1, e % SHOWS + 1, f"ep-{e}", f"Episode {e}",
+              f"{2015 + (e * 10) // episodes}-{(e % 12) + 1:02d}-15T12:00:00+00:00", "") for e in range(episodes)])
+    passage_id = 0
+    for texts, chunk_vectors in synthesise(count, sentences, vectors, noise):
+        rows, blobs = [], []
+        for text, vector in zip(texts, chunk_vectors):
+            episode = passage_id // PASSAGES_PER_EPISODE % episodes + 1
+            content_hash = f"synthetic-{passage_id}"
+            start = 45.0 * (passage_id % PASSAGES_PER_EPISODE)
+            rows.append((passage_id + 1, episode, passage_id % PASSAGES_PER_EPISODE, start, start + 45, text,
+                         content_hash))
+            blobs.append((model, content_hash, len(vector), vector.tobytes()))
+            passage_id += 1
+        with db.conn:
+            db.conn.executemany("INSERT INTO passages (id, episode_id, idx, start, end, text, content_hash) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            db.conn.executemany("INSERT INTO embeddings (model, content_hash, dims, vector) VALUES (?, ?, ?, ?)",
+                                blobs)
+    timings["insert_s"] = time.perf_counter() - started
+    print(f"inserted {count} passages and vectors in {timings['insert_s']:.0f} s", flush=True)
+    started = time.perf_counter()
+    ensure_fts(db)
+    timings["fts5_s"] = time.perf_counter() - started
+    print(f"FTS5 tables in {timings['fts5_s']:.0f} s", flush=True)
+    if indexes.is_large(db):
+        started = time.perf_counter()
+        indexes.vector_index(db, model)
+        timings["vector_index_s"] = time.perf_counter() - started
+        print(f"vector index (faiss IVF-SQ8) in {timings['vector_index_s']:.0f} s", flush=True)
+        started = time.perf_counter()
+        indexes.keyword_index(db)
+        timings["keyword_index_s"] = time.perf_counter() - started
+        print(f"keyword index (Tantivy) in {timings['keyword_index_s']:.0f} s", flush=True)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    timings["build_peak_rss_mb"] = peak_rss_mb()
+    return timings
+
+
+def queries() -> list[str]:
+    listener = [q["query"] for q in json.loads((ROOT / "bench" / "queries_datatalks.json").read_text())["queries"]]
+    trec = []
+    for name in ("podcasts_2020_topics_train.xml", "podcasts_2020_topics_test.xml", "podcasts_2021_topics_test.xml"):
+        path = TREC / name
+        if path.exists():
+            trec += re.findall(r"<query>(.*?)</query>", path.read_text())
+    return listener + trec
+
+
+def percentile(values, p) -> float:
+    return float(np.percentile(np.array(values) * 1000, p))
+
+
+def measure(path: Path, model: str, show_filter: bool) -> dict:
+    """Run in a fresh process: load, warm up, time every query in every mode."""
+    from archive.search import get_embedder, search
+
+    db = open_db(path)
+    embedder = get_embedder(model if model != "all-MiniLM-L6-v2" else None)
+    started = time.perf_counter()
+    search(db, "warm up the model and the indexes", mode="hybrid", embedder=embedder)
+    load_s = time.perf_counter() - started
+    results = {"load_and_first_query_s": load_s, "queries": len(queries())}
+    for mode in ("keyword", "semantic", "hybrid"):
+        times = []
+        for query in queries():
+            started = time.perf_counter()
+            search(db, query, mode=mode, embedder=embedder)
+            times.append(time.perf_counter() - started)
+        results[mode] = {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95),
+                         "max_ms": percentile(times, 100)}
+    if show_filter:
+        times = []
+        for i, query in enumerate(queries()):
+            started = time.perf_counter()
+            search(db, query, mode="hybrid", show=str(i % SHOWS + 1), embedder=embedder)
+            times.append(time.perf_counter() - started)
+        results["hybrid_show_filter"] = {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95)}
+    results["search_peak_rss_mb"] = peak_rss_mb()
+    return results
+
+
+def exact_top(db, model: str, query_vectors: np.ndarray, k: int = 10) -> list[set[int]]:
+    """Exact top-k by streaming every vector once (float32 in chunks, so memory stays flat)."""
+    best_scores = np.full((len(query_vectors), k), -np.inf, dtype=np.float32)
+    best_ids = np.zeros((len(query_vectors), k), dtype=np.int64)
+    for rows in indexes._vector_rows(db, model):
+        ids, _, vectors = indexes._unpack(rows)
+        scores = query_vectors @ vectors.T
+        all_scores = np.concatenate([best_scores, scores], axis=1)
+        all_ids = np.concatenate([best_ids, np.broadcast_to(ids, scores.shape)], axis=1)
+        top = np.argpartition(-all_scores, k, axis=1)[:, :k]
+        best_scores = np.take_along_axis(all_scores, top, axis=1)
+        best_ids = np.take_along_axis(all_ids, top, axis=1)
+    return [set(row.tolist()) for row in best_ids]
+
+
+def ann_recall(path: Path, model: str) -> dict:
+    from archive.search import get_embedder, semantic_text
+
+    db = open_db(path)
+    embedder = get_embedder(model if model != "all-MiniLM-L6-v2" else None)
+    query_vectors = embedder.embed([semantic_text(q) for q in queries()])
+    truth = exact_top(db, model, query_vectors)
+    index = indexes.vector_index(db, model, large=True)
+    if index.kind == "exact":
+        return {"kind": "exact"}
+    recall = {}
+    for nprobe in (8, 16, 32, 64):
+        index.nprobe = nprobe
+        started = time.perf_counter()
+        found = [set(index.search(v, 10).ids.tolist()) for v in query_vectors]
+        elapsed = (time.perf_counter() - started) / len(query_vectors)
+        recall[nprobe] = {"recall_at_10": float(np.mean([len(f & t) / 10 for f, t in zip(found, truth)])),
+                          "ms_per_query": elapsed * 1000}
+    return {"kind": index.kind, "cells": int(index.index.nlist), "by_nprobe": recall,
+            "default_nprobe": indexes.DEFAULT_NPROBE}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--passages", type=int, default=1_000_000)
+    parser.add_argument("--noise", type=float, default=0.3, help="norm of the gaussian noise added to vectors")
+    parser.add_argument("--model", default="all-MiniLM-L6-v2")
+    parser.add_argument("--rebuild", action="store_true", help="build the archive even when it exists")
+    parser.add_argument("--step", choices=("all", "measure", "recall"), default="all")
+    args = parser.parse_args()
+    path = OUT / f"speed-{args.passages}.db"
+    if args.step == "measure":
+        print(json.dumps(measure(path, args.model, show_filter=True)))
+        return
+    if args.step == "recall":
+        print(json.dumps(ann_recall(path, args.model)))
+        return
+    OUT.mkdir(parents=True, exist_ok=True)
+    report = {"passages": args.passages, "noise": args.noise, "cores": os.cpu_count(),
+              "load_average_at_start": os.getloadavg()}
+    if args.rebuild or not path.exists():
+        report["build"] = build(path, args.passages, args.noise, args.model)
+    else:
+        print(f"using the archive built before: {path} (--rebuild to build it again)")
+    report["size_mb"] = {"database": dir_size(path) / 2**20,
+                         "side_indexes": dir_size(Path(str(path) + ".index")) / 2**20}
+    for step in ("measure", "recall"):
+        done = subprocess.run([sys.executable, __file__, "--passages", str(args.passages), "--model", args.model,
+                               "--step", step], capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(done.stderr)
+        report[step] = json.loads(done.stdout.strip().splitlines()[-1])
+    report["load_average_at_end"] = os.getloadavg()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

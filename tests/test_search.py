@@ -1,0 +1,156 @@
+"""Search on a small real archive (three DataTalks.Club transcripts, cut short) with the real embedder."""
+
+import pytest
+
+from archive.db import open_db
+from archive.embeddings import FakeEmbedder, SentenceTransformerEmbedder
+from archive.errors import SearchError
+from archive.records import Segment
+from archive.search import SearchTuning, fuse, Hit, search, search_many
+from search_helpers import add_episode, add_person, add_segments, add_show, dtc_segments, index_all
+
+pytestmark = pytest.mark.slow
+
+EPISODES = {
+    # guid: (show, slug, published)
+    "dtc-ab": ("DataTalks.Club", "ab-testing-and-product-experimentation", "2022-02-27T12:00:00+00:00"),
+    "dtc-elt": ("DataTalks.Club", "data-engineering-tools-modern-data-stack", "2022-09-04T12:00:00+00:00"),
+    "dtc-freelance": ("Other Show", "freelancing-in-machine-learning", "2021-03-14T12:00:00+00:00"),
+}
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return SentenceTransformerEmbedder()
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, embedder):
+    db = open_db(tmp_path_factory.mktemp("search") / "archive.db")
+    shows = {title: add_show(db, title) for title in ("DataTalks.Club", "Other Show")}
+    ids = {}
+    for guid, (show, slug, published) in EPISODES.items():
+        ids[guid] = add_episode(db, shows[show], guid, slug.replace("-", " "), published)
+        add_segments(db, ids[guid], dtc_segments(slug, until=330))
+    hostile = add_episode(db, shows["DataTalks.Club"], "dtc-hostile", "Hostile", "2023-01-01T00:00:00+00:00")
+    add_segments(db, hostile, [Segment(0, 40, 'Our tracking <script>alert("x")</script> snippet & "quotes" '
+                                              "broke the dashboard. <b>Bold</b> move.")])
+    add_person(db, ids["dtc-freelance"], "Mikio Braun", "mikio-braun")
+    add_person(db, ids["dtc-ab"], "Jakob Graff", "jakob-graff")
+    index_all(db, embedder)
+    db.ids = ids
+    db.shows = shows
+    return db
+
+
+def guids(results):
+    return [r.episode_guid for r in results]
+
+
+def test_keyword_finds_the_moment_and_marks_the_words(archive, embedder):
+    results = search(archive, "pizza dough", mode="keyword", embedder=embedder)
+    assert results and results[0].episode_guid == "dtc-ab"
+    top = results[0]
+    assert top.kind == "passage" and top.start < 120
+    assert "<mark>pizza</mark>" in top.snippet and "<mark>dough</mark>" in top.snippet
+    assert top.url == f"/episodes/{archive.ids['dtc-ab']}?t={int(top.start)}"
+    assert (top.show, top.show_id, top.episode_id) == ("DataTalks.Club", archive.shows["DataTalks.Club"],
+                                                       archive.ids["dtc-ab"])
+    assert top.published.startswith("2022-02-27") and top.speaker
+
+
+def test_semantic_finds_meaning_without_the_words(archive, embedder):
+    query = "self-employed advisor helping firms"
+    results = search(archive, query, mode="semantic", embedder=embedder, limit=3)
+    assert guids(results)[0] == "dtc-freelance"
+    assert 0 < results[0].score <= 1 and results[0].score >= results[-1].score
+
+
+def test_semantic_snippets_mark_query_words_present(archive, embedder):
+    results = search(archive, "what is the difference between ETL and ELT", mode="semantic", embedder=embedder)
+    assert guids(results)[0] == "dtc-elt"
+    assert "<mark>ETL</mark>" in results[0].snippet or "<mark>ELT</mark>" in results[0].snippet
+
+
+def test_hybrid_combines_both_rankings(archive, embedder):
+    query = "extract load transform marketing data warehouse"
+    keyword = {(r.episode_guid, r.start) for r in search(archive, query, mode="keyword", embedder=embedder)}
+    semantic = {(r.episode_guid, r.start) for r in search(archive, query, mode="semantic", embedder=embedder)}
+    hybrid = search(archive, query, mode="hybrid", embedder=embedder)
+    assert guids(hybrid)[0] == "dtc-elt"
+    assert {(r.episode_guid, r.start) for r in hybrid} <= keyword | semantic
+    assert [r.score for r in hybrid] == sorted((r.score for r in hybrid), reverse=True)
+
+
+def test_filters(archive, embedder):
+    query = "machine learning"
+    everything = set(guids(search(archive, query, mode="hybrid", embedder=embedder, limit=50)))
+    assert {"dtc-ab", "dtc-freelance"} <= everything
+    by_title = set(guids(search(archive, query, mode="hybrid", show="Other Show", embedder=embedder)))
+    by_id = set(guids(search(archive, query, mode="keyword", show=str(archive.shows["Other Show"]))))
+    assert by_title == by_id == {"dtc-freelance"}
+    assert set(guids(search(archive, query, guest="mikio-braun", embedder=embedder))) == {"dtc-freelance"}
+    assert set(guids(search(archive, query, guest="Jakob Graff", embedder=embedder))) == {"dtc-ab"}
+    since = set(guids(search(archive, query, since="2022-01-01", embedder=embedder, limit=50)))
+    assert "dtc-freelance" not in since and since
+    assert set(guids(search(archive, query, until="2021-03-14", embedder=embedder))) == {"dtc-freelance"}
+    window = search(archive, query, since="2022-02-27", until="2022-02-27", embedder=embedder, limit=50)
+    assert set(guids(window)) == {"dtc-ab"}
+
+
+@pytest.mark.parametrize("options", [
+    {"since": "yesterday"}, {"until": "2024-13-01"}, {"since": "2024-02-01", "until": "2024-01-01"},
+    {"show": "No Such Show"}, {"guest": "nobody-at-all"}, {"mode": "fuzzy"}, {"limit": 0}, {"limit": "ten"},
+])
+def test_bad_filters_raise_search_error(archive, options):
+    with pytest.raises(SearchError):
+        search(archive, "data", embedder=FakeEmbedder(), **{"mode": "keyword", **options})
+
+
+def test_snippets_are_escaped(archive, embedder):
+    for mode in ("keyword", "semantic", "hybrid"):
+        results = search(archive, "tracking script dashboard", mode=mode, embedder=embedder, limit=3)
+        hostile = [r for r in results if r.episode_guid == "dtc-hostile"]
+        assert hostile, mode
+        snippet = hostile[0].snippet
+        assert "<script" not in snippet and "<b>" not in snippet
+        text = snippet.replace("<mark>", "").replace("</mark>", "")
+        assert "&lt;script&gt;alert(&quot;x&quot;)" in text and "&amp;" in text and "<" not in text
+
+
+def test_empty_query_gives_nothing(archive, embedder):
+    assert search(archive, "", embedder=embedder) == []
+    assert search(archive, "   \n", mode="semantic", embedder=embedder) == []
+
+
+def test_search_many_runs_each_query(archive, embedder):
+    batches = search_many(archive, ["pizza dough", "", "ETL ELT"], mode="hybrid", embedder=embedder, limit=2)
+    assert [len(b) for b in batches] == [2, 0, 2]
+    assert batches[0][0].episode_guid == "dtc-ab" and batches[2][0].episode_guid == "dtc-elt"
+
+
+def test_episode_notes_and_takeaways_contribute(archive):
+    db = archive
+    episode = db.ids["dtc-elt"]
+    with db.conn:
+        db["episodes"].update(episode, {"notes_text": "Airbyte connectors explained, with reverse ETL."})
+        db["takeaways"].insert({"episode_id": episode, "idx": 0, "title": "Connectors",
+                                "text": "Use a catalogue of zeppelin connectors", "start": 300.0, "end": 340.0,
+                                "source": "notes"})
+    results = search(db, "zeppelin connectors", mode="keyword")
+    kinds = {r.kind: r for r in results}
+    assert kinds["takeaway"].start == 300.0 and kinds["takeaway"].url.endswith("?t=300")
+    assert "<mark>zeppelin</mark>" in kinds["takeaway"].snippet
+    assert kinds["episode"].start == 0 and kinds["episode"].episode_guid == "dtc-elt"
+
+
+def test_fusion_methods():
+    keyword = [Hit("passage", 1, 9.0), Hit("passage", 2, 5.0), Hit("passage", 3, 1.0)]
+    semantic = [Hit("passage", 3, 0.9), Hit("passage", 2, 0.8), Hit("passage", 4, 0.1)]
+    rrf = fuse([("passage", keyword), ("semantic", semantic)])
+    assert [h.ref for h in rrf][:2] == [2, 3] or [h.ref for h in rrf][:2] == [3, 2]
+    assert rrf[0].score == pytest.approx(1 / 62 + 1 / 62)
+    weighted = fuse([("passage", keyword), ("semantic", semantic)], SearchTuning(fusion="weighted"))
+    assert {h.ref: round(h.score, 3) for h in weighted} == {1: 0.5, 2: 0.722, 3: 0.5, 4: 0.0}
+    only = fuse([("semantic", semantic), ("passage", [])])
+    assert [h.score for h in only] == [0.9, 0.8, 0.1]  # one list: its own scores
