@@ -2,10 +2,12 @@
 
 Word error rate normalisation (both sides alike): Unicode NFKC, lower case, curly quotes made straight,
 "%" read as "percent" and "&" as "and", hyphens, dashes and slashes split words, apostrophes dropped
-("don't" -> "dont"), any other punctuation removed, whitespace collapsed. Numbers are left as written: no
-digits-to-words conversion, so "3" against "three" counts as an error (the human references under
-fixtures/audio spell numbers out and Whisper mostly does too for read speech; the Datacast reference keeps
-digits, which Whisper also writes as digits).
+("don't" -> "dont"), any other punctuation removed, whitespace collapsed. Numbers are read as spoken, because
+the references spell them out ("fourteen fifty five", "fifteenth") where Whisper writes digits ("1455",
+"15th"): four-digit numbers from 1100 to 1999 and 2010 to 2099 as years ("nineteen oh five", "twenty
+twenty one"), other whole numbers as cardinals without "and" ("two hundred fifty"), "15th" as "fifteenth",
+"2.5" as "two point five", thousands separators dropped. "mr", "mrs" and "dr" become "mister", "missus" and
+"doctor".
 """
 
 from __future__ import annotations
@@ -24,13 +26,60 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as `python bench/x.py` from anywhere
 
 
+ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen").split()
+TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+ORDINAL_ENDINGS = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
+                   "nine": "ninth", "twelve": "twelfth"}
+ABBREVIATIONS = {"mr": "mister", "mrs": "missus", "dr": "doctor"}
+
+
+def cardinal(n: int) -> str:
+    if n < 20:
+        return ONES[n]
+    if n < 100:
+        return TENS[n // 10] + ("" if n % 10 == 0 else " " + ONES[n % 10])
+    for size, name in ((10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred")):
+        if n >= size:
+            rest = n % size
+            return f"{cardinal(n // size)} {name}" + (f" {cardinal(rest)}" if rest else "")
+    raise AssertionError(n)
+
+
+def year(n: int) -> str:
+    high, low = divmod(n, 100)
+    if low == 0:
+        return f"{cardinal(high)} hundred"
+    return f"{cardinal(high)} {'oh ' + ONES[low] if low < 10 else cardinal(low)}"
+
+
+def ordinal(n: int) -> str:
+    words = cardinal(n).split()
+    last = words[-1]
+    words[-1] = ORDINAL_ENDINGS.get(last) or (last[:-1] + "ieth" if last.endswith("y") else last + "th")
+    return " ".join(words)
+
+
+def spoken_number(match: re.Match) -> str:
+    digits, fraction, suffix = match.group(1).replace(",", ""), match.group(2), match.group(3)
+    n = int(digits)
+    if suffix:
+        return ordinal(n)
+    if fraction:
+        return f"{cardinal(n)} point {' '.join(ONES[int(d)] for d in fraction)}"
+    if len(digits) == 4 and (1100 <= n <= 1999 or 2010 <= n <= 2099):
+        return year(n)
+    return cardinal(n)
+
+
 def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     text = text.replace("’", "'").replace("‘", "'").replace("%", " percent ").replace("&", " and ")
+    text = re.sub(r"\b(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(st|nd|rd|th)?\b", spoken_number, text)
     text = re.sub(r"[-‐‑‒–—―/]", " ", text)
     text = text.replace("'", "")
     text = re.sub(r"[^\w\s]", " ", text)
-    return " ".join(text.split())
+    return " ".join(ABBREVIATIONS.get(word, word) for word in text.split())
 
 
 def word_error_rate(references: list[str], hypotheses: list[str]) -> float:

@@ -5,7 +5,7 @@ archive, built if missing) plus the Datacast feed, whose episode 70 is 11 minute
 with Whisper tiny.en, with its notes' key takeaways and its guest. The site runs on loopback and headless
 chromium photographs it.
 
-Run:  .venv/bin/python bench/screenshots.py [--db bench/out/web_load.db] [--out docs]
+Run:  .venv/bin/python bench/screenshots.py [--db bench/out/web_load.db] [--embedder NAME] [--out docs]
 """
 
 from __future__ import annotations
@@ -46,14 +46,18 @@ def serve(directory: Path):
     return f"http://127.0.0.1:{server.server_address[1]}", server
 
 
-def add_datacast(db_path: Path, media_dir: Path) -> int:
-    """Ingest the Datacast feed (audio downloaded and transcribed); returns episode 70's id."""
+def add_datacast(db_path: Path, media_dir: Path, embedder_name: str | None) -> int:
+    """Ingest the Datacast feed (audio downloaded and transcribed with Whisper), index it with the archive's
+    embedder; returns episode 70's id."""
+    from archive.web.searching import make_embedder
+    from ingest.index import build_index
     from ingest.pipeline import IngestOptions, ingest_sources
 
     base, server = serve(DATACAST)
     db = open_db(db_path)
-    report = ingest_sources(db, [f"{base}/feed.xml"], IngestOptions(media_dir=media_dir, progress=True))
-    for failure in report.failures:
+    report = ingest_sources(db, [f"{base}/feed.xml"], IngestOptions(media_dir=media_dir, index=False, progress=True))
+    index = build_index(db, embedder=make_embedder(embedder_name), progress=True)
+    for failure in report.failures + list(index.failures):
         print("ingest failure:", failure)
     episode_id = next(db.query("SELECT id FROM episodes WHERE guid NOT LIKE '%short%' AND show_id = "
                                "(SELECT id FROM shows WHERE title = 'Datacast') ORDER BY id LIMIT 1"))["id"]
@@ -62,12 +66,12 @@ def add_datacast(db_path: Path, media_dir: Path) -> int:
     return episode_id
 
 
-def start_site(db_path: Path):
+def start_site(db_path: Path, embedder_name: str | None):
     from werkzeug.serving import make_server
 
     from archive.web import create_app
 
-    app = create_app({"DATABASE": str(db_path)})
+    app = create_app({"DATABASE": str(db_path), "EMBEDDER": embedder_name})
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_port}", server
@@ -105,11 +109,13 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=ROOT / "bench" / "out" / "web_load.db",
                         help="archive with the corpora (built by bench/web_load.py's build step if missing)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument("--embedder", default=None,
+                        help="the archive's embedding model ('fake' for bench/web_load.py --embedder fake's archive)")
     args = parser.parse_args()
     if not args.db.exists():
         from web_load import build_archive
 
-        build_archive(args.db)
+        build_archive(args.db, args.embedder)
     with tempfile.TemporaryDirectory() as tmp:
         db_path = Path(tmp) / "archive.db"
         source = open_db(args.db)
@@ -118,8 +124,8 @@ def main() -> None:
         shutil.copy(args.db, db_path)
         if Path(f"{args.db}.index").exists():
             shutil.copytree(f"{args.db}.index", f"{db_path}.index")
-        episode_id = add_datacast(db_path, Path(tmp) / "media")
-        base, server = start_site(db_path)
+        episode_id = add_datacast(db_path, Path(tmp) / "media", args.embedder)
+        base, server = start_site(db_path, args.embedder)
         args.out.mkdir(parents=True, exist_ok=True)
         photograph(base, episode_id, args.out)
         server.shutdown()

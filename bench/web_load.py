@@ -3,11 +3,13 @@
 The archive holds the TWIML (537 episodes) and DataTalks.Club (200 episodes) corpora, ingested once with the
 pipeline into bench/out/web_load.db (kept for later runs; --rebuild makes it again). The site runs as
 `podarchive serve` in its own process on loopback. A writer process keeps writing to the same file meanwhile
-(WAL mode), the way an ingest does: new episodes, transcripts, segments and passages, stage updates. Client
-threads (httpx) ask for search pages (a mix of topics and modes) and episode pages (random transcribed
-episodes) back to back. The run is bounded by --requests and --max-seconds.
+(WAL mode), the way an ingest does: episodes with transcripts and segments ten times a second, passages once a
+second, stage updates. Client threads (httpx) ask for search pages (a mix of topics and modes) and episode
+pages (random transcribed episodes), back to back or with a think time. The run is bounded by --requests and
+--max-seconds; the first requests (model load, caches) are made before the clock starts and not counted.
 
-Run:  .venv/bin/python bench/web_load.py [--clients 20] [--requests 4000] [--max-seconds 120]
+Run:  .venv/bin/python bench/web_load.py [--clients 20] [--think 0] [--requests 4000] [--max-seconds 120]
+      [--embedder fake --db bench/out/web_load_fake.db]   (an archive indexed with the test embedder: quick to build)
 Prints p50/p95/p99/max latency and errors per page kind, throughput, and how much the writer wrote.
 Goal: p95 <= 100 ms and no errors.
 """
@@ -92,7 +94,7 @@ def free_port() -> int:
 
 def start_site(db_path: Path, embedder_name: str | None) -> tuple[str, subprocess.Popen]:
     port = free_port()
-    command = [str(Path(sys.executable).parent / "podarchive"), "--db", str(db_path), "serve", "--port", str(port)]
+    command = [str(Path(sys.executable).parent / "podarchive"), "serve", "--db", str(db_path), "--port", str(port)]
     if not Path(command[0]).exists():
         command = [sys.executable, "-m", "archive.cli", *command[1:]]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -111,12 +113,15 @@ def start_site(db_path: Path, embedder_name: str | None) -> tuple[str, subproces
     raise SystemExit(f"the site did not start: {process.stderr.read().decode()[-2000:]}")
 
 
-def writer(db_path: str, stop, counts, interval: float) -> None:
-    """Write like an ingest does: an episode with its transcript, segments and passages per transaction."""
+def writer(db_path: str, stop, counts, interval: float, passages_every: int) -> None:
+    """Write like an ingest does. The transcript stage: an episode with its transcript and segments per
+    transaction, every `interval` seconds. The index stage: the passages of the last `passages_every` episodes
+    in one transaction (which moves the search indexes' version on)."""
     db = connect(db_path)
     show_id = db["shows"].insert({"feed_url": f"bench://writer/{os.getpid()}", "title": "Load-test writer",
                                   "created_at": utcnow()}).last_pk
     number = 0
+    pending: list[tuple[int, int]] = []
     while not stop.is_set():
         number += 1
         with db.conn:
@@ -133,18 +138,25 @@ def writer(db_path: str, stop, counts, interval: float) -> None:
                  "text": f"segment {i} of writer episode {number} about data pipelines and model training"}
                 for i in range(60)
             )
-            db["passages"].insert_all(
-                {"episode_id": episode_id, "idx": i, "start": i * 60.0, "end": i * 60.0 + 59.0,
-                 "text": f"passage {i} of writer episode {number} about data pipelines",
-                 "content_hash": f"writer-{number}-{i}"}
-                for i in range(10)
-            )
             db["stages"].upsert({"episode_id": episode_id, "stage": "transcript", "state": "done",
                                  "attempts": 1, "updated_at": utcnow()}, pk=("episode_id", "stage"))
-        with db.conn:
-            db.execute("UPDATE episodes SET updated_at = ? WHERE id = ?", [utcnow(), episode_id])
-        counts["transactions"] += 2
+        counts["transactions"] += 1
         counts["episodes"] += 1
+        pending.append((episode_id, number))
+        if len(pending) >= passages_every:
+            with db.conn:
+                db["passages"].insert_all(
+                    {"episode_id": episode_id, "idx": i, "start": i * 60.0, "end": i * 60.0 + 59.0,
+                     "text": f"passage {i} of writer episode {n} about data pipelines",
+                     "content_hash": f"writer-{n}-{i}"}
+                    for episode_id, n in pending for i in range(10)
+                )
+                db["stages"].upsert_all([
+                    {"episode_id": episode_id, "stage": "passages", "state": "done", "attempts": 1,
+                     "updated_at": utcnow()} for episode_id, _ in pending], pk=("episode_id", "stage"))
+            counts["transactions"] += 1
+            counts["passage_batches"] += 1
+            pending.clear()
         time.sleep(interval)
     db.conn.close()
 
@@ -156,7 +168,8 @@ def pick_request(rng: random.Random, episode_ids: list[int]) -> tuple[str, str]:
     return "episode", f"/episodes/{rng.choice(episode_ids)}"
 
 
-def client_loop(base: str, episode_ids: list[int], seed: int, budget, deadline: float, results: list, lock) -> None:
+def client_loop(base: str, episode_ids: list[int], seed: int, budget, deadline: float, results: list, lock,
+                think: float) -> None:
     rng = random.Random(seed)
     with httpx.Client(base_url=base, timeout=30) as client:
         while time.monotonic() < deadline:
@@ -173,6 +186,8 @@ def client_loop(base: str, episode_ids: list[int], seed: int, budget, deadline: 
             except httpx.HTTPError as exc:
                 ok, detail = False, f"{type(exc).__name__} {url}"
             results.append((kind, time.perf_counter() - started, ok, detail))
+            if think:  # a person reads the page before the next click: 0.5 to 1.5 times `think`
+                time.sleep(think * rng.uniform(0.5, 1.5))
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -200,9 +215,14 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=DEFAULT_DB, help="archive to serve (built if missing)")
     parser.add_argument("--rebuild", action="store_true", help="build the archive again")
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="mean pause of each client between requests, in seconds (0: back to back, the "
+                             "hardest case; 1: a person clicking through)")
     parser.add_argument("--requests", type=int, default=4000, help="total requests (bound)")
     parser.add_argument("--max-seconds", type=float, default=120, help="time bound of the measured run")
     parser.add_argument("--write-interval", type=float, default=0.1, help="writer's pause between episodes (s)")
+    parser.add_argument("--passages-every", type=int, default=10,
+                        help="the writer adds passages (the index stage) once every this many episodes")
     parser.add_argument("--no-writer", action="store_true", help="measure without the concurrent writer")
     parser.add_argument("--embedder", default=None,
                         help="embedding model of the archive and the site: a model name, or 'fake' (default: "
@@ -241,11 +261,12 @@ def run(db_path: Path, args) -> None:
         print(f"warm-up (model load, first searches): {time.perf_counter() - warm:.1f} s, not counted")
 
         manager = mp.Manager()
-        counts = manager.dict(transactions=0, episodes=0)
+        counts = manager.dict(transactions=0, episodes=0, passage_batches=0)
         stop = mp.Event()
         writer_process = None
         if not args.no_writer:
-            writer_process = mp.Process(target=writer, args=(str(db_path), stop, counts, args.write_interval))
+            writer_process = mp.Process(target=writer, args=(str(db_path), stop, counts, args.write_interval,
+                                                             args.passages_every))
             writer_process.start()
             time.sleep(0.5)
 
@@ -254,7 +275,8 @@ def run(db_path: Path, args) -> None:
         budget = [args.requests]
         started = time.monotonic()
         deadline = started + args.max_seconds
-        threads = [threading.Thread(target=client_loop, args=(base, episode_ids, seed, budget, deadline, results, lock))
+        threads = [threading.Thread(target=client_loop,
+                                    args=(base, episode_ids, seed, budget, deadline, results, lock, args.think))
                    for seed in range(args.clients)]
         for thread in threads:
             thread.start()
@@ -264,8 +286,9 @@ def run(db_path: Path, args) -> None:
         stop.set()
         if writer_process:
             writer_process.join(10)
-        print(f"{args.clients} clients, writer: "
-              + ("off" if args.no_writer else f"{counts['episodes']} episodes in {counts['transactions']} transactions"))
+        print(f"{args.clients} clients, think time {args.think} s, writer: "
+              + ("off" if args.no_writer else f"{counts['episodes']} episodes, {counts['passage_batches']} passage "
+                                              f"batches, {counts['transactions']} transactions"))
         report(results, elapsed)
     finally:
         site.terminate()

@@ -8,10 +8,12 @@ Two sources:
   passages by cosine similarity, keeping the notes' order unless the transcript clearly says otherwise
   (`align_in_order`).
 * **generated** - otherwise `generate_takeaways` finds the episode's topic segments (ingest/topics.py) and picks
-  in each the guest's most representative, informative statement (see `score_statements`), titled by the
-  segment's key phrases. Offline and deterministic. When the operator configures an OpenAI-compatible endpoint
-  (PODARCHIVE_LLM_URL, PODARCHIVE_LLM_MODEL, PODARCHIVE_LLM_API_KEY), it writes the takeaways instead and they
-  are placed like the notes' ones; any failure there falls back to the offline method with a logged warning.
+  in each the guest's most representative, informative statement (see `score_statements`; the host's passages
+  are left out, see ingest.guests.identify_host), titled by its key phrases against the episode. Offline and
+  deterministic. When the operator configures an OpenAI-compatible endpoint (PODARCHIVE_LLM_URL,
+  PODARCHIVE_LLM_MODEL, PODARCHIVE_LLM_API_KEY; read by ingest.understand.UnderstandOptions), it writes the
+  takeaways instead and they are placed like the notes' ones; any failure there falls back to the offline
+  method with a logged warning.
 """
 
 from __future__ import annotations
@@ -219,7 +221,10 @@ def takeaways_from_notes(notes: str | None) -> list[tuple[str, str]]:
 
 # ---- placing takeaways on the transcript -------------------------------------------------------------------------
 
-ORDER_PENALTY = 0.15  # how much better a passage must match for a takeaway to be placed out of the notes' order
+# How much better a passage must match for a takeaway to be placed out of the notes' order. On Episode 70 the
+# full takeaways land right (11/11) with or without it; probed with one sentence of each takeaway, in-order
+# placement lands 9-10 of 11 where the per-takeaway best match lands 7-9.
+ORDER_PENALTY = 0.15
 
 
 def align_in_order(similarity: np.ndarray, penalty: float = ORDER_PENALTY) -> list[int]:
@@ -327,8 +332,7 @@ class Statement:
     text: str
     start: float
     end: float
-    passage: int
-    position: int  # index of the sentence in its passage
+    passage: int  # index of the passage it was said in
 
 
 def _statements(passages: list[Passage], indices: range, host: str | None) -> list[Statement]:
@@ -340,9 +344,9 @@ def _statements(passages: list[Passage], indices: range, host: str | None) -> li
         sentences = split_sentences(passage.text)
         total = sum(len(s) for s in sentences) or 1
         cursor = passage.start
-        for position, sentence in enumerate(sentences):
+        for sentence in sentences:
             span = (passage.end - passage.start) * len(sentence) / total
-            out.append(Statement(sentence, cursor, cursor + span, index, position))
+            out.append(Statement(sentence, cursor, cursor + span, index))
             cursor += span
     return out
 

@@ -8,6 +8,8 @@ at least `min_seconds` long, up to `max_segments`. Deterministic: ties go to the
 
 The minimum length adapts to the episode: a fifteenth of it, kept between 45 s and 5 min, so an hour's interview
 gets segments of 4 min or more and a ten-minute one can still have several.
+
+`keyphrases` and `phrase_title` give a segment (or a takeaway) a short title made of its most distinctive phrases.
 """
 
 from __future__ import annotations

@@ -6,16 +6,18 @@ faster-whisper where a network allows) or a folder holding a CTranslate2 Whisper
 
 Defaults, measured with tiny.en, int8, on 2 shared CPU cores (see bench/transcription.py, tests/test_transcribe.py):
 
-- beam_size 5. On `episode-070.mp3` (11 min 42 s of synthetic speech) beam 1 runs about 1.4x faster, but its word
-  error rate is higher (10.6% against 10.1% with beam 5; on the 53 s opening 8.0% against 4.4%). A
-  transcript is made once and searched for years, so accuracy wins.
+- beam_size 5. On `episode-070.mp3` (11 min 42 s of synthetic speech) beam 1 runs about twice as fast (the
+  fixture README: 30x against 16x real time; here 80 s against 153 s on a loaded machine) but makes more errors:
+  word error rate 9.7% against 8.9% (normalised as in bench/_common.py); on the 53 s opening 8.0% against 4.4%.
+  A transcript is made once and searched for years, so accuracy wins.
 - word_timestamps False (they take about 1.4x the time). faster-whisper's own word timestamps lose whole
   phrases on this model, with beam 1 and with beam 5 alike: on episode-070.mp3 deletions rise from 17 to 47
   words (beam 1) and from 20 to 43 (beam 5), because each next 30 s window starts at the last aligned word's
   end, which tiny.en often stretches. So we decode without them and align the words afterwards with the same
   alignment, window by window (`_aligned`): the text is exactly that of a run without word timestamps. (With
   vad_filter on, faster-whisper's own word timestamps are used.)
-- vad_filter False: the Silero VAD adds load time and can cut quiet speech; podcasts are mostly speech.
+- vad_filter False: podcasts are mostly continuous speech, and the Silero VAD is one more model pass that can
+  clip quiet speech (not benchmarked here).
 - compute_type int8 on CPU ("default" elsewhere: CTranslate2 picks float16 on CUDA), cpu_threads 0 (library
   default), language "en" (tiny.en is English only; None asks a multilingual model to detect it).
 """

@@ -25,9 +25,14 @@ def indexed(tmp_path_factory):
     return path, built.ids
 
 
+@pytest.fixture(scope="module")
+def app(indexed):
+    return make_app(indexed[0])
+
+
 @pytest.fixture
-def client(indexed):
-    return make_app(indexed[0]).test_client()
+def client(app):
+    return app.test_client()
 
 
 @pytest.fixture
@@ -120,7 +125,7 @@ def test_bad_filters_are_explained_not_crashed_on(client, params):
 def test_guest_page_searches_within_their_episodes(client, ids):
     page = text(client.get("/guests/mohamed-elgendy?q=drift&mode=keyword"))
     assert f'href="/episodes/{ids["ep70"]}?t=' in page
-    assert "Product Analytics" not in page.split("Search Mohamed Elgendy&#39;s conversations")[1].split("<h2")[0]
+    assert "Product Analytics" not in page.split("Search Mohamed Elgendy's conversations")[1].split("<h2")[0]
     empty = text(client.get("/guests/jakob-graff?q=drift+silently&mode=keyword"))
     assert "Nothing found" in empty
 
@@ -146,7 +151,7 @@ def test_api_search_errors_are_400_json(client, query, message):
     assert message in response.get_json()["error"]["message"]
 
 
-def test_api_search_matches_the_cli(indexed, monkeypatch):
+def test_api_search_matches_the_cli(indexed, app, monkeypatch):
     from archive import cli
 
     monkeypatch.setattr(cli, "SentenceTransformerEmbedder", lambda *a, **k: FakeEmbedder(), raising=False)
@@ -154,8 +159,7 @@ def test_api_search_matches_the_cli(indexed, monkeypatch):
     result = CliRunner().invoke(cli.cli, ["search", "data drift", "--db", str(indexed[0]), "--json", "--limit", "5"])
     assert result.exit_code == 0, result.output
     from_cli = json.loads(result.output)
-    client = make_app(indexed[0]).test_client()
-    from_api = client.get("/api/search?q=data+drift&limit=5").get_json()["results"]
+    from_api = app.test_client().get("/api/search?q=data+drift&limit=5").get_json()["results"]
     for result in from_cli:  # the API re-sanitises snippets: the same HTML, serialised by nh3
         result["snippet"] = clean_snippet(result["snippet"])
     assert from_api == from_cli

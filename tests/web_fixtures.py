@@ -219,8 +219,9 @@ def ids(sample) -> dict:
     return sample[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def app(sample):
+    """One app per module: the archive is read-only to these tests, and an app compiles its templates once."""
     return make_app(sample[0])
 
 

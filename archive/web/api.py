@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request, url_for
+from werkzeug.exceptions import NotFound
 
 from archive import queries
 from archive.sanitize import clean_notes
@@ -160,8 +161,6 @@ def transcript(episode_id: int):
     queries.get_episode(db, episode_id)
     info = queries.get_transcript_info(db, episode_id)
     if info is None:
-        from werkzeug.exceptions import NotFound
-
         raise NotFound(description=f"Episode {episode_id} has no transcript yet.")
     data = transcript_summary(episode_id, info)
     data["episode_id"] = episode_id
@@ -214,7 +213,7 @@ def guest(slug: str):
         {**episode_summary_fields(row), "role": row["role"]} for row in queries.person_episodes(db, person["id"])
     ]
     data["takeaways"] = [
-        {**timed(row, ("episode_id", "episode_title", "title", "text", "start", "end"))}
+        timed(row, ("episode_id", "episode_title", "title", "text", "start", "end"))
         for row in queries.person_takeaways(db, person["id"])
     ]
     return jsonify(data)

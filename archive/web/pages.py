@@ -14,7 +14,7 @@ from markupsafe import Markup, escape
 from archive import queries
 from archive.errors import NotFoundError
 from archive.people import normalise_name
-from archive.sanitize import clean_notes, clean_snippet
+from archive.sanitize import clean_notes
 
 from . import params
 from .db import get_db
@@ -115,7 +115,6 @@ def moment_url(episode_id: int, seconds: float | None) -> str:
 
 
 bp.add_app_template_global(moment_url)
-bp.add_app_template_global(clean_snippet)
 
 
 @bp.get("/")

@@ -7,12 +7,15 @@ import sqlite3
 import threading
 from dataclasses import asdict, dataclass, field
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
+from markupsafe import Markup
 
 from archive.embeddings import Embedder, FakeEmbedder
 from archive.errors import SearchError
 from archive.records import SearchResult
 from archive.sanitize import clean_snippet
+
+from .filters import timecode
 
 _EMBEDDER_KEY = "podarchive.embedder"
 _embedder_lock = threading.Lock()
@@ -63,18 +66,38 @@ def run_search(db, query: str, mode: str, *, show=None, guest=None, since=None, 
 
 
 @dataclass
+class Moment:
+    """One search result as the page shows it."""
+
+    url: str  # opens the episode at this moment: /episodes/<id>?t=<s>#t<s>
+    start: float
+    clock: str
+    kind: str
+    speaker: str | None
+    snippet: Markup  # sanitised: only <mark> survives
+
+
+@dataclass
 class EpisodeHits:
-    episode_id: int
+    episode_id: int | None
     episode_title: str
     show: str
     show_id: int | None
     published: str | None
-    best_score: float
-    hits: list[SearchResult] = field(default_factory=list)
+    url: str
+    moments: list[Moment] = field(default_factory=list)
+
+
+def moment_of(result: SearchResult) -> Moment:
+    # The library's url is the site-relative /episodes/<id>?t=<s>; the fragment lands on the transcript line.
+    url = f"{request.script_root}{result.url}#t{int(result.start)}"
+    return Moment(url, result.start, timecode(result.start), result.kind, result.speaker,
+                  Markup(clean_snippet(result.snippet)))
 
 
 def group_by_episode(results: list[SearchResult]) -> list[EpisodeHits]:
-    """Moments grouped under their episode: episodes in order of their best moment, moments best first."""
+    """Moments grouped under their episode: episodes in order of their best moment, moments best first.
+    Built here, not in the template: a page of forty moments is rendered on every search."""
     groups: dict[object, EpisodeHits] = {}
     for result in results:
         key = result.episode_id if result.episode_id is not None else result.episode_guid
@@ -82,9 +105,9 @@ def group_by_episode(results: list[SearchResult]) -> list[EpisodeHits]:
         if group is None:
             group = groups[key] = EpisodeHits(
                 result.episode_id, result.episode_title, result.show, result.show_id, result.published,
-                result.score,
+                f"{request.script_root}{result.url.split('?')[0]}",
             )
-        group.hits.append(result)
+        group.moments.append(moment_of(result))
     return list(groups.values())
 
 
