@@ -138,12 +138,6 @@ def fts5_match(query: ParsedQuery, operator: str = "AND") -> str:
     return f" {operator} ".join(fts5_clause(c) for c in clauses)
 
 
-def highlight_match(query: ParsedQuery) -> str:
-    """A MATCH expression that finds any of the query's words, used to highlight them in any passage."""
-    words = [Clause((word,)) for word in query.words()]
-    return " OR ".join(fts5_clause(c) for c in words)
-
-
 def tantivy_clause(clause: Clause) -> str:
     """The same clause in Tantivy's query language: a quoted phrase (its analyzer stems it), `*` for a prefix."""
     return quote(clause.words) + ("*" if clause.prefix else "")

@@ -15,7 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
+import sys
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,13 +26,12 @@ import sqlite_utils
 from . import indexes
 from .embeddings import Embedder, SentenceTransformerEmbedder
 from .errors import SearchError
-from .fts import ParsedQuery, fts5_match, highlight_match, normalise, parse_query, tantivy_clause
+from .fts import ParsedQuery, fts5_match, normalise, parse_query, tantivy_clause
 from .people import normalise_name
 from .records import SearchResult
 
 MODES = ("hybrid", "keyword", "semantic")
 MAX_LIMIT = 1000
-MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"  # private-use characters: become <mark> after escaping
 SNIPPET_TOKENS = 40
 PLAIN_SNIPPET_CHARS = 240
 
@@ -274,9 +275,37 @@ def semantic_ranking(db, text: str, embedder: Embedder, allowed, depth: int) -> 
     index = indexes.vector_index(db, embedder.name)
     if not len(index):
         return []
-    vector = np.asarray(embedder.embed([text]), dtype=np.float32)[0]
+    with one_torch_thread():
+        vector = np.asarray(embedder.embed([text]), dtype=np.float32)[0]
     found = index.search(vector, depth, allowed)
     return [Hit("passage", int(i), float(s)) for i, s in zip(found.ids, found.scores)]
+
+
+_threads = {"users": 0, "before": 1}
+_threads_lock = threading.Lock()
+
+
+@contextmanager
+def one_torch_thread():
+    """Embed one short query on one thread: a sentence gains next to nothing from intra-op threads, while on a
+    busy machine every OpenMP barrier waits for a core (measured: ~1 s instead of ~85 ms per query with two
+    threads under load). The setting is restored once no search is embedding; a no-op until torch is imported."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    with _threads_lock:
+        if _threads["users"] == 0:
+            _threads["before"] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _threads["users"] += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads["users"] -= 1
+            if _threads["users"] == 0:
+                torch.set_num_threads(_threads["before"])
 
 
 # -- fusion ------------------------------------------------------------------------------------------------
@@ -320,16 +349,9 @@ _ROWS_SQL = {
     "takeaway": "SELECT r.id, r.start, r.end, NULL, r.title || ': ' || r.text, r.episode_id FROM takeaways r",
     "episode": "SELECT r.id, 0, 0, NULL, coalesce(r.notes_text, r.title, ''), r.id FROM episodes r",
 }
-_SNIPPET_SQL = {
-    "passage": ("passages_fts", 0),
-    "takeaway": ("takeaways_fts", -1),
-    "episode": ("episodes_fts", -1),
-}
-
-
 def materialise(db, hits: list[Hit], parsed: ParsedQuery) -> list[SearchResult]:
     rows: dict[tuple[str, int], tuple] = {}
-    snippets: dict[tuple[str, int], str] = {}
+    terms = QueryTerms.of(parsed)
     for kind in indexes.KINDS:
         refs = [h.ref for h in hits if h.kind == kind]
         if not refs:
@@ -337,7 +359,6 @@ def materialise(db, hits: list[Hit], parsed: ParsedQuery) -> list[SearchResult]:
         marks = ",".join("?" * len(refs))
         for row in db.execute(f"{_ROWS_SQL[kind]} WHERE r.id IN ({marks})", refs).fetchall():
             rows[(kind, row[0])] = row
-        snippets.update({(kind, ref): s for ref, s in _snippets(db, kind, refs, parsed).items()})
     episodes = _episode_info(db, {row[5] for row in rows.values()})
     results = []
     for hit in hits:
@@ -349,7 +370,7 @@ def materialise(db, hits: list[Hit], parsed: ParsedQuery) -> list[SearchResult]:
         start = float(start or 0)
         results.append(SearchResult(
             show=info["show"], episode_guid=info["guid"], episode_title=info["title"] or "",
-            start=start, end=float(end or start), snippet=snippets.get((hit.kind, hit.ref)) or plain_snippet(text),
+            start=start, end=float(end or start), snippet=snippet(text, terms),
             score=round(hit.score, 6), url=f"/episodes/{episode_id}?t={int(start)}", kind=hit.kind,
             speaker=speaker, episode_id=episode_id, show_id=info["show_id"], published=info["published"],
         ))
@@ -367,27 +388,70 @@ def _episode_info(db, episode_ids: set[int]) -> dict[int, dict]:
     return {row["id"]: row for row in db.query(sql, ids)}
 
 
-def _snippets(db, kind: str, refs: list[int], parsed: ParsedQuery) -> dict[int, str]:
-    """FTS5 snippets with the query's words marked, for the rows that contain any of them."""
-    match = highlight_match(parsed)
-    fts, column = _SNIPPET_SQL[kind]
-    if not match or not db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", [fts]).fetchone():
-        return {}
-    marks = ",".join("?" * len(refs))
-    sql = (f"SELECT rowid, snippet({fts}, {column}, ?, ?, '…', {SNIPPET_TOKENS}) FROM {fts} "
-           f"WHERE {fts} MATCH ? AND rowid IN ({marks})")
-    rows = db.execute(sql, [MARK_OPEN, MARK_CLOSE, match, *refs]).fetchall()
-    return {int(rowid): mark_up(snippet) for rowid, snippet in rows if snippet}
+@dataclass(frozen=True)
+class QueryTerms:
+    """What a snippet marks: words whose stem is a query word's stem, or that start with a query prefix."""
+
+    stems: frozenset[str]
+    prefixes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, parsed: ParsedQuery) -> "QueryTerms":
+        stems, prefixes = set(), []
+        for clause in parsed.required():
+            words = list(clause.words)
+            if clause.prefix:
+                prefixes.append(words.pop())
+            for word in words:
+                stems.update(_analyzer().analyze(word))
+        return cls(frozenset(stems), tuple(prefixes))
 
 
-def mark_up(snippet: str) -> str:
-    """HTML-escape a snippet, then turn the highlight markers into <mark> elements."""
-    return html.escape(snippet).replace(MARK_OPEN, "<mark>").replace(MARK_CLOSE, "</mark>")
+_analyzers: list = []
+
+
+def _analyzer():
+    """Tantivy's English analyzer (lower case + Snowball stemmer), the one its index uses."""
+    if not _analyzers:
+        import tantivy
+
+        _analyzers.append(tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+                          .filter(tantivy.Filter.lowercase()).filter(tantivy.Filter.stemmer("english")).build())
+    return _analyzers[0]
+
+
+def snippet(text: str | None, terms: QueryTerms, window: int = SNIPPET_TOKENS) -> str:
+    """The part of `text` (about `window` words) with the most query words, HTML-escaped, the words in <mark>."""
+    text = re.sub(r"\s+", " ", text or "").strip()
+    tokens = _analyzer().pre_tokenize(text).tokens if text else []
+    marked = [i for i, t in enumerate(tokens) if t.text in terms.stems
+              or (terms.prefixes and text[t.char_offset_from:t.char_offset_to].lower().startswith(terms.prefixes))]
+    if not marked:
+        return plain_snippet(text)
+    best, count, j = marked[0], 0, 0
+    for i, first in enumerate(marked):  # the window starting at a marked word that holds the most marked words
+        while j < len(marked) and marked[j] < first + window:
+            j += 1
+        if j - i > count:
+            best, count = first, j - i
+    first = max(0, best - window // 4)
+    last = min(len(tokens), first + window) - 1
+    start = tokens[first].char_offset_from if first else 0
+    end = tokens[last].char_offset_to if last < len(tokens) - 1 else len(text)
+    pieces, cursor = ["…" if start else ""], start
+    for i in marked:
+        if first <= i <= last:
+            token = tokens[i]
+            pieces.append(html.escape(text[cursor:token.char_offset_from]))
+            pieces.append("<mark>" + html.escape(text[token.char_offset_from:token.char_offset_to]) + "</mark>")
+            cursor = token.char_offset_to
+    pieces.append(html.escape(text[cursor:end]))
+    pieces.append("…" if end < len(text) else "")
+    return "".join(pieces)
 
 
 def plain_snippet(text: str | None) -> str:
     text = re.sub(r"\s+", " ", text or "").strip()
-    text = text.replace(MARK_OPEN, "").replace(MARK_CLOSE, "")
     if len(text) > PLAIN_SNIPPET_CHARS:
         text = text[:PLAIN_SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"
     return html.escape(text)

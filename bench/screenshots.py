@@ -31,7 +31,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic", "--autoplay-policy=no-user-gesture-required",
                  "--hide-scrollbars"]
-SEARCH_QUERY = "how do you test machine learning models"
+SEARCH_QUERY = "testing machine learning models"
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -77,7 +77,13 @@ def start_site(db_path: Path, embedder_name: str | None):
     return f"http://127.0.0.1:{server.server_port}", server
 
 
-def photograph(base: str, episode_id: int, out: Path) -> None:
+def transcript_anchor(page) -> int:
+    """The whole second the transcript line spoken at 95 s starts at (the page's own #t anchor)."""
+    return int(page.evaluate(
+        "Math.floor(parseFloat(document.querySelector('#transcript .line.is-current').dataset.start))"))
+
+
+def photograph(base: str, episode_id: int, out: Path, mode: str) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -89,6 +95,13 @@ def photograph(base: str, episode_id: int, out: Path) -> None:
         time.sleep(0.5)
         page.screenshot(path=str(out / "episode.png"))
         print("wrote", out / "episode.png")
+        page.goto(f"{base}/episodes/{episode_id}?t=95#t{transcript_anchor(page)}")
+        page.wait_for_function("document.querySelector('#transcript .line.is-current') !== null")
+        page.evaluate("document.getElementById('player-audio').pause();"
+                      "document.querySelector('#transcript .line.is-current').scrollIntoView({block: 'center'})")
+        time.sleep(0.5)
+        page.screenshot(path=str(out / "episode-moment.png"))
+        print("wrote", out / "episode-moment.png")
 
         phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
         phone.goto(f"{base}/episodes/{episode_id}?t=95")
@@ -98,7 +111,7 @@ def photograph(base: str, episode_id: int, out: Path) -> None:
         phone.screenshot(path=str(out / "episode-phone.png"))
         print("wrote", out / "episode-phone.png")
 
-        page.goto(f"{base}/search?q={SEARCH_QUERY.replace(' ', '+')}")
+        page.goto(f"{base}/search?q={SEARCH_QUERY.replace(' ', '+')}&mode={mode}")
         page.screenshot(path=str(out / "search.png"))
         print("wrote", out / "search.png")
         browser.close()
@@ -127,7 +140,8 @@ def main() -> None:
         episode_id = add_datacast(db_path, Path(tmp) / "media", args.embedder)
         base, server = start_site(db_path, args.embedder)
         args.out.mkdir(parents=True, exist_ok=True)
-        photograph(base, episode_id, args.out)
+        # The test embedder's vectors mean nothing: photograph keyword search then, not a meaningless fusion.
+        photograph(base, episode_id, args.out, "keyword" if args.embedder == "fake" else "hybrid")
         server.shutdown()
 
 

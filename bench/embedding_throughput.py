@@ -1,0 +1,105 @@
+"""Embedding throughput of the default embedder, and what indexing the whole TWIML corpus costs.
+
+    .venv/bin/python bench/embedding_throughput.py [--sample 256] [--episodes 3]
+
+1. Passages: all 537 TWIML Whisper transcripts (/work/shared/fixtures/corpus/twiml_whisper_transcripts/vtt) parsed
+   and cut into passages exactly as the pipeline does; prints how many there are.
+2. Throughput: the default embedder (all-MiniLM-L6-v2, batch 64) on a random sample of those passages.
+3. Cost: `--episodes` episodes of the TWIML feed go through the whole pipeline (ingest_sources: feed, transcript,
+   passages, embeddings, chapters, takeaways, guests, FTS) into a fresh archive; time and database size per
+   passage, multiplied by the corpus's passage count, estimate the full run (a full run takes hours on 2 cores,
+   so it is extrapolated, and the output says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from archive.embeddings import default_embedder  # noqa: E402
+from ingest.passages import make_passages  # noqa: E402
+from ingest.transcript_files import parse_transcript  # noqa: E402
+
+TWIML = ROOT.parent / "shared" / "fixtures" / "corpus" / "twiml_whisper_transcripts"
+
+
+def corpus_passages() -> list[str]:
+    texts = []
+    for path in sorted((TWIML / "vtt").glob("*.vtt")):
+        texts.extend(p.text for p in make_passages(parse_transcript(path.read_bytes(), "text/vtt")))
+    return texts
+
+
+def throughput(texts: list[str], sample: int) -> tuple[float, int]:
+    embedder = default_embedder()
+    embedder.embed(["load the model first"])
+    chosen = random.Random(7).sample(texts, min(sample, len(texts)))
+    started = time.perf_counter()
+    embedder.embed(chosen)
+    return len(chosen) / (time.perf_counter() - started), len(chosen)
+
+
+def trimmed_feed(dest: Path, count: int) -> Path:
+    """The TWIML feed's first `count` items, transcript URLs made absolute (file://) so the copy reads them."""
+    xml = (TWIML / "feed.xml").read_text()
+    items = re.findall(r"<item>.*?</item>", xml, flags=re.S)[:count]
+    head = xml.split("<item>", 1)[0]
+    body = "".join(items).replace('url="vtt/', f'url="{(TWIML / "vtt").as_uri()}/')
+    dest.write_text(head + body + "\n  </channel>\n</rss>\n")
+    return dest
+
+
+def pipeline_cost(count: int) -> dict:
+    from archive.db import open_db
+    from ingest.pipeline import IngestOptions, ingest_sources
+
+    with tempfile.TemporaryDirectory() as tmp:
+        feed = trimmed_feed(Path(tmp) / "feed.xml", count)
+        path = Path(tmp) / "twiml.db"
+        db = open_db(path)
+        started = time.perf_counter()
+        report = ingest_sources(db, [str(feed)], IngestOptions(media_dir=Path(tmp) / "media"))
+        elapsed = time.perf_counter() - started
+        passages = db.execute("SELECT count(*) FROM passages").fetchone()[0]
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.conn.close()
+        size = sum(p.stat().st_size for p in Path(tmp).glob("twiml.db*"))
+        return {"episodes": count, "passages": passages, "seconds": elapsed, "bytes": size,
+                "failures": len(report.failures)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sample", type=int, default=256, help="passages embedded to measure throughput")
+    parser.add_argument("--episodes", type=int, default=3, help="episodes run through the whole pipeline")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+    started = time.perf_counter()
+    texts = corpus_passages()
+    print(f"TWIML corpus: 537 transcripts -> {len(texts)} passages, {sum(map(len, texts)) / 1e6:.1f} M characters "
+          f"(parsed and cut in {time.perf_counter() - started:.0f} s)")
+    rate, sampled = throughput(texts, args.sample)
+    print(f"default embedder: {rate:.1f} passages/s ({sampled} random passages, batch 64) "
+          f"-> embeddings alone for the corpus: {len(texts) / rate / 60:.0f} min")
+    cost = pipeline_cost(args.episodes)
+    per_passage_s = cost["seconds"] / max(1, cost["passages"])
+    per_passage_bytes = cost["bytes"] / max(1, cost["passages"])
+    print(f"whole pipeline on {cost['episodes']} episodes: {cost['passages']} passages in {cost['seconds']:.0f} s, "
+          f"archive {cost['bytes'] / 2**20:.1f} MiB, {cost['failures']} failures")
+    print(f"EXTRAPOLATED to the whole corpus ({len(texts)} passages): "
+          f"{per_passage_s * len(texts) / 3600:.1f} h of indexing, archive about "
+          f"{per_passage_bytes * len(texts) / 2**20:.0f} MiB (measured: {cost['episodes']} episodes)")
+    print(f"load average {os.getloadavg()[0]:.1f} at end")
+
+
+if __name__ == "__main__":
+    main()
