@@ -92,7 +92,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_site(db_path: Path, embedder_name: str | None) -> tuple[str, subprocess.Popen]:
+def start_site(db_path: Path, embedder_name: str | None, log_path: Path) -> tuple[str, subprocess.Popen]:
     port = free_port()
     command = [str(Path(sys.executable).parent / "podarchive"), "serve", "--db", str(db_path), "--port", str(port)]
     if not Path(command[0]).exists():
@@ -100,7 +100,9 @@ def start_site(db_path: Path, embedder_name: str | None) -> tuple[str, subproces
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     if embedder_name:
         env["PODARCHIVE_EMBEDDER"] = embedder_name
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # The server logs every request: to a file, never an unread pipe (a full pipe would stall the server).
+    log = open(log_path, "wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -110,7 +112,7 @@ def start_site(db_path: Path, embedder_name: str | None) -> tuple[str, subproces
         except httpx.TransportError:
             time.sleep(0.2)
     process.kill()
-    raise SystemExit(f"the site did not start: {process.stderr.read().decode()[-2000:]}")
+    raise SystemExit(f"the site did not start: {log_path.read_text(errors='replace')[-2000:]}")
 
 
 def writer(db_path: str, stop, counts, interval: float, passages_every: int) -> None:
@@ -252,7 +254,7 @@ def run(db_path: Path, args) -> None:
     sizes = {name: db[name].count for name in ("episodes", "segments", "passages")}
     db.conn.close()
     print(f"archive: {sizes['episodes']} episodes, {sizes['segments']} segments, {sizes['passages']} passages")
-    base, site = start_site(db_path, args.embedder)
+    base, site = start_site(db_path, args.embedder, db_path.parent / "site.log")
     try:
         warm = time.perf_counter()
         for path in ("/search?q=warm+up&mode=hybrid", "/search?q=warm+up&mode=semantic",

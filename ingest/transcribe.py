@@ -10,7 +10,8 @@ Defaults, measured with tiny.en, int8, on 2 shared CPU cores (see bench/transcri
   fixture README: 30x against 16x real time; here 80 s against 153 s on a loaded machine) but makes more errors:
   word error rate 9.7% against 8.9% (normalised as in bench/_common.py); on the 53 s opening 8.0% against 4.4%.
   A transcript is made once and searched for years, so accuracy wins.
-- word_timestamps False (they take about 1.4x the time). faster-whisper's own word timestamps lose whole
+- word_timestamps False: search, passages and the exports work on segments; words add about 6% CPU time and
+  some 0.7 MB of JSON per hour of audio to the archive. When they are asked for: faster-whisper's own lose whole
   phrases on this model, with beam 1 and with beam 5 alike: on episode-070.mp3 deletions rise from 17 to 47
   words (beam 1) and from 20 to 43 (beam 5), because each next 30 s window starts at the last aligned word's
   end, which tiny.en often stretches. So we decode without them and align the words afterwards with the same
@@ -193,10 +194,10 @@ def _words(raw, start: float, end: float, floor: float = 0.0) -> list[Word] | No
 
 # -- word timings -----------------------------------------------------------------------------------------
 # faster-whisper's own word_timestamps=True lets each window's last word end decide where the next window
-# starts; when tiny.en stretches that word, speech is skipped (measured: 21-47 words lost on episode-070.mp3,
-# with beam 1 and with beam 5). So we transcribe without word timestamps and align the words afterwards with
-# the same alignment faster-whisper uses (cross-attention + DTW), one decoding window at a time: the text is
-# exactly that of a run without word timestamps.
+# starts; when tiny.en stretches that word, speech is skipped (measured on episode-070.mp3: 23 to 30 more
+# reference words lost, with beam 1 and with beam 5). So we transcribe without word timestamps and align the
+# words afterwards with the same alignment faster-whisper uses (cross-attention + DTW), one decoding window at
+# a time, on the encoder output the decoding used: the text is exactly that of a run without word timestamps.
 
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
@@ -210,28 +211,64 @@ def _aligned(model, samples, raw_segments, language: str):
     """Yield Whisper's segments with words, aligning each decoding window once all its segments are out."""
     import itertools
 
-    from faster_whisper.audio import pad_or_trim
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import Word as WhisperWord
 
     tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
-    extractor = model.feature_extractor
-    content_frames = len(samples) // extractor.hop_length
+    content_frames = len(samples) // model.feature_extractor.hop_length
     last_speech = 0.0
-    for seek, window in itertools.groupby(raw_segments, key=lambda segment: segment.seek):
-        window = list(window)
-        frames = max(1, min(extractor.nb_max_frames, content_frames - seek))
-        chunk = samples[seek * extractor.hop_length:(seek + frames) * extractor.hop_length]
-        features = pad_or_trim(extractor(chunk)[:, :frames])
-        parts = [dict(seek=seek, start=s.start, end=s.end, tokens=list(s.tokens)) for s in window]
-        last_speech = model.add_word_timestamps(
-            [parts], tokenizer, model.encode(features), frames, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS,
-            last_speech_timestamp=last_speech,
-        ) or last_speech
-        for segment, part in zip(window, parts):
-            # as in faster-whisper, the segment's times follow its words
-            words = [WhisperWord(**word) for word in part.get("words", [])]
-            yield replace(segment, start=part["start"], end=part["end"], words=words)
+    with _EncoderTap(model) as tap:
+        encoded = {}
+
+        def noting_encoder_output():
+            for segment in raw_segments:
+                # a window's segments come out right after that window was encoded
+                encoded.setdefault(segment.seek, tap.latest)
+                yield segment
+
+        for seek, window in itertools.groupby(noting_encoder_output(), key=lambda segment: segment.seek):
+            window = list(window)
+            frames = max(1, min(model.feature_extractor.nb_max_frames, content_frames - seek))
+            encoder_output = encoded.pop(seek, None) or _encode_window(model, samples, seek, frames)
+            parts = [dict(seek=seek, start=s.start, end=s.end, tokens=list(s.tokens)) for s in window]
+            last_speech = model.add_word_timestamps(
+                [parts], tokenizer, encoder_output, frames, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS,
+                last_speech_timestamp=last_speech,
+            ) or last_speech
+            for segment, part in zip(window, parts):
+                # as in faster-whisper, the segment's times follow its words
+                words = [WhisperWord(**word) for word in part.get("words", [])]
+                yield replace(segment, start=part["start"], end=part["end"], words=words)
+
+
+class _EncoderTap:
+    """Keeps the encoder output of the window faster-whisper is decoding, so that aligning its words needs no
+    second encoder pass (on CPU the encoder is about a third of tiny.en's work). It wraps the model's `encode`
+    for one transcription: one transcription at a time per loaded model, as the pipeline runs them."""
+
+    def __init__(self, model):
+        self.model, self.latest = model, None
+
+    def __enter__(self):
+        original = self.model.encode
+
+        def encode(features):
+            self.latest = original(features)
+            return self.latest
+
+        self.model.encode = encode
+        return self
+
+    def __exit__(self, *exc_info):
+        vars(self.model).pop("encode", None)
+
+
+def _encode_window(model, samples, seek: int, frames: int):
+    from faster_whisper.audio import pad_or_trim
+
+    hop = model.feature_extractor.hop_length
+    features = model.feature_extractor(samples[seek * hop:(seek + frames) * hop])[:, :frames]
+    return model.encode(pad_or_trim(features))
 
 
 def _sha256(path: str | Path) -> str:

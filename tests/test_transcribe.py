@@ -103,6 +103,10 @@ def test_word_timestamps_keep_the_text_of_a_run_without_them(short_default, shor
     assert source.options["word_timestamps"] is True and source.options["beam_size"] == 5
 
 
+def test_encoder_tap_is_removed_after_transcription(model, short_with_words):
+    assert "encode" not in vars(model)
+
+
 def test_word_timestamps_are_plausible(short_with_words):
     segments, _ = short_with_words
     words = [w for s in segments for w in s.words]

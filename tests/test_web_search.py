@@ -193,3 +193,27 @@ def test_search_with_the_real_default_embedder(tmp_path):
     first = page.index('class="card hit-group"')
     assert "Machine Learning Testing with Mohamed Elgendy" in page[first:first + 600]
     assert f'href="/episodes/{wanted}?t=0#t0"' in page
+
+
+class BrokenEmbedder:
+    """Fails the way SentenceTransformerEmbedder does when its model folder is missing."""
+
+    name = "broken-model"
+
+    @property
+    def dims(self):
+        from archive.errors import ModelLoadError
+
+        raise ModelLoadError("cannot load embedding model '/nonexistent/model-folder'")
+
+    def embed(self, texts):
+        return self.dims
+
+
+def test_an_embedding_model_that_will_not_load_is_a_503_not_a_crash(indexed):
+    app = make_app(indexed[0], EMBEDDER=BrokenEmbedder())
+    client = app.test_client()
+    page = client.get("/search?q=drift&mode=hybrid")
+    assert page.status_code == 503 and "Exact words" in text(page)
+    assert client.get("/api/search?q=drift").status_code == 503
+    assert client.get("/search?q=drift&mode=keyword").status_code == 200

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request, url_for
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import NotFound, ServiceUnavailable
 
 from archive import queries
 from archive.sanitize import clean_notes
@@ -188,6 +188,8 @@ def search():
         results = run_search(get_db(), query, mode, show=show_id, guest=guest, since=since, until=until,
                              limit=limit)
     except SearchProblem as exc:
+        if exc.status == 503:
+            raise ServiceUnavailable(description=str(exc)) from exc
         raise params.BadParameter("q", str(exc)) from exc
     return jsonify({
         "query": query,

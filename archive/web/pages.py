@@ -247,7 +247,7 @@ def search():
             )
         except SearchProblem as exc:
             problems.append(str(exc))
-            status = 400
+            status = exc.status
         groups = group_by_episode(results)
     html = render_template(
         "search.html", form=form, person=person, groups=groups, result_count=len(results), problems=problems,
@@ -305,7 +305,7 @@ def guest(slug: str):
             )
         except SearchProblem as exc:
             problems.append(str(exc))
-            status = 400
+            status = exc.status
     html = render_template(
         "guest.html", person=person, episodes=queries.person_episodes(db, person["id"]),
         takeaways=queries.person_takeaways(db, person["id"]), query=query, mode=mode, groups=groups,

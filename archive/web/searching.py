@@ -3,6 +3,7 @@ results grouped by episode."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from dataclasses import asdict, dataclass, field
@@ -11,18 +12,26 @@ from flask import Flask, current_app, request
 from markupsafe import Markup
 
 from archive.embeddings import Embedder, FakeEmbedder
-from archive.errors import SearchError
+from archive.errors import ModelLoadError, SearchError
 from archive.records import SearchResult
 from archive.sanitize import clean_snippet
 
 from .filters import timecode
 
+log = logging.getLogger(__name__)
+
 _EMBEDDER_KEY = "podarchive.embedder"
+_LOADED_KEY = "podarchive.embedder_loaded"
 _embedder_lock = threading.Lock()
 
 
 class SearchProblem(Exception):
-    """A search the archive could not run for the query or filters given; the message is for the user."""
+    """A search the archive could not run; the message is for the user. `status` 400: the query or filters
+    given; 503: the site's side (the embedding model would not load)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
 
 
 def make_embedder(setting) -> Embedder:
@@ -49,15 +58,32 @@ def get_embedder(app: Flask | None = None) -> Embedder:
     return embedder
 
 
+def loaded_embedder(app: Flask | None = None) -> Embedder:
+    """The app's embedder with its model in memory: the first searches of a busy site arrive together, and
+    the model must load once, not once per request thread."""
+    app = app or current_app._get_current_object()
+    embedder = get_embedder(app)
+    if not app.extensions.get(_LOADED_KEY):
+        with _embedder_lock:
+            if not app.extensions.get(_LOADED_KEY):
+                _ = embedder.dims  # a sentence-transformers embedder loads its model to answer
+                app.extensions[_LOADED_KEY] = True
+    return embedder
+
+
 def run_search(db, query: str, mode: str, *, show=None, guest=None, since=None, until=None,
                limit: int = 40) -> list[SearchResult]:
     from archive.search import search
 
     try:
+        embedder = get_embedder() if mode == "keyword" else loaded_embedder()
         return search(db, query, mode=mode, show=show, guest=guest, since=since, until=until, limit=limit,
-                      embedder=get_embedder())
+                      embedder=embedder)
     except SearchError as exc:
         raise SearchProblem(str(exc)) from exc
+    except ModelLoadError as exc:
+        log.error("search: %s", exc)
+        raise SearchProblem("Searching by meaning is unavailable right now: choose “Exact words”.", 503) from exc
     except sqlite3.OperationalError as exc:
         # A full-text query SQLite cannot parse is the user's input, not a broken site.
         if "fts5" in str(exc) or "syntax error" in str(exc):
