@@ -9,8 +9,8 @@ tokenises the input into clauses that keep only what a user expects of a search 
 * every other word, as a plain term (operators are words like any other).
 
 `fts5_match` then writes a MATCH expression where every clause is a quoted string, so nothing in it can be read
-as syntax. Common English words are left out of AND queries (they would only narrow a query to passages that
-happen to say "the"), unless the query has nothing else.
+as syntax. Common English words are left out (they would narrow an AND query to passages that happen to say "the",
+and make an OR query match nearly everything, slowly), unless the query has nothing else.
 """
 
 from __future__ import annotations
@@ -130,12 +130,11 @@ def fts5_clause(clause: Clause) -> str:
 
 
 def fts5_match(query: ParsedQuery, operator: str = "AND") -> str:
-    """A MATCH expression for FTS5: every clause quoted, joined by AND (stopwords dropped) or OR.
+    """A MATCH expression for FTS5: every clause quoted (stopwords dropped), joined by AND or OR.
     Returns "" for a query with nothing to search."""
     if operator not in ("AND", "OR"):
         raise ValueError(f"operator must be AND or OR, not {operator!r}")
-    clauses = query.required() if operator == "AND" else query.clauses
-    return f" {operator} ".join(fts5_clause(c) for c in clauses)
+    return f" {operator} ".join(fts5_clause(c) for c in query.required())
 
 
 def tantivy_clause(clause: Clause) -> str:

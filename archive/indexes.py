@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 LARGE_ARCHIVE_PASSAGES = 50_000
 EXACT_FILTERED_MAX = 20_000  # a filtered ANN search over fewer allowed vectors than this runs exact instead
-DEFAULT_NPROBE = 32
+DEFAULT_NPROBE = 64
+REFINE_FACTOR = 4  # an approximate search fetches this many times the candidates, re-scored with exact vectors
 KINDS = ("passage", "takeaway", "episode")
 FETCH_CHUNK = 20_000
 
@@ -289,6 +290,24 @@ class IVFVectorIndex:
         return cls(index, arrays["ids"], arrays["episodes"], version, nprobe)
 
 
+def refine(db: sqlite_utils.Database, model: str, query: np.ndarray, hits: VectorHits, k: int) -> VectorHits:
+    """Re-score approximate hits with their exact float32 vectors (8-bit codes blur close scores) and keep the
+    best k."""
+    if not len(hits.ids):
+        return hits
+    ids = [int(i) for i in hits.ids]
+    rows = db.execute(
+        "SELECT p.id, e.vector FROM passages p JOIN embeddings e ON e.model = ? AND e.content_hash = p.content_hash "
+        f"WHERE p.id IN ({','.join('?' * len(ids))})", [model, *ids]).fetchall()
+    if not rows:
+        return VectorHits(np.zeros(0, np.int64), np.zeros(0, np.float32))
+    found = np.array([r[0] for r in rows], dtype=np.int64)
+    vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+    scores = vectors @ query
+    top = _top_k(scores, k)
+    return VectorHits(found[top], scores[top])
+
+
 def _training_sample(db, model: str, count: int, size: int) -> np.ndarray:
     """A random sample of about `size` vectors, enough to train the IVF cells."""
     step = max(1, count // max(size, 1))
@@ -331,23 +350,28 @@ def vector_index(db: sqlite_utils.Database, model: str, *, large: bool | None = 
 
 # -- keywords (large archives) ------------------------------------------------------------------------------
 
+KEYWORD_FORMAT = 2  # bump when the schema below changes: an index of another format is rebuilt
+
+
 def _keyword_schema():
+    """One text field per kind, so that an unfiltered query is a plain disjunction (or conjunction) of terms on
+    one field, which Tantivy answers with block-max WAND instead of scoring every match."""
     import tantivy
 
     builder = tantivy.SchemaBuilder()
-    builder.add_text_field("text", stored=False, tokenizer_name="en_stem", index_option="position")
-    builder.add_integer_field("kind", stored=False, indexed=True, fast=False)
+    for kind in KINDS:
+        builder.add_text_field(f"text_{kind}", stored=False, tokenizer_name="en_stem", index_option="position")
     builder.add_integer_field("ref", stored=False, indexed=False, fast=True)
     builder.add_integer_field("episode", stored=False, indexed=True, fast=True)
     return builder.build()
 
 
 def _keyword_documents(db: sqlite_utils.Database):
-    """(kind number, row id, episode id, text) of everything keyword search ranks."""
-    yield from ((0, *row) for row in db.execute("SELECT id, episode_id, text FROM passages"))
-    yield from ((1, *row) for row in db.execute(
+    """(kind, row id, episode id, text) of everything keyword search ranks."""
+    yield from (("passage", *row) for row in db.execute("SELECT id, episode_id, text FROM passages"))
+    yield from (("takeaway", *row) for row in db.execute(
         "SELECT id, episode_id, title || '. ' || coalesce(text, '') FROM takeaways"))
-    yield from ((2, *row) for row in db.execute(
+    yield from (("episode", *row) for row in db.execute(
         "SELECT id, id, coalesce(title, '') || '. ' || coalesce(notes_text, '') FROM episodes"))
 
 
@@ -372,15 +396,15 @@ class KeywordIndex:
             index = tantivy.Index(schema)
         writer = index.writer(heap_size=128_000_000, num_threads=2)
         for n, (kind, ref, episode, text) in enumerate(_keyword_documents(db), start=1):
-            writer.add_document(tantivy.Document(kind=kind, ref=int(ref), episode=int(episode), text=text or ""))
+            writer.add_document(tantivy.Document(**{f"text_{kind}": text or ""}, ref=int(ref), episode=int(episode)))
             if progress and n % 50_000 == 0:
                 progress(n)
         writer.commit()
         writer.wait_merging_threads()
         return cls(index, version, path)
 
-    def parse(self, clause_text: str):
-        return self.index.parse_query(clause_text, ["text"])
+    def parse(self, clause_text: str, kind: str):
+        return self.index.parse_query(clause_text, [f"text_{kind}"])
 
     def search(self, clauses: list[str], kind: str, k: int, operator: str = "AND",
                allowed_episodes: np.ndarray | None = None) -> list[tuple[int, float]]:
@@ -390,17 +414,16 @@ class KeywordIndex:
         if not clauses:
             return []
         occur = tantivy.Occur.Must if operator == "AND" else tantivy.Occur.Should
-        text_query = tantivy.Query.boolean_query([(occur, self.parse(c)) for c in clauses])
-        parts = [
-            (tantivy.Occur.Must, text_query),
-            (tantivy.Occur.Must, tantivy.Query.term_query(self.schema, "kind", KINDS.index(kind))),
-        ]
+        query = tantivy.Query.boolean_query([(occur, self.parse(c, kind)) for c in clauses])
         if allowed_episodes is not None:
             if not len(allowed_episodes):
                 return []
-            parts.append((tantivy.Occur.Must, tantivy.Query.term_set_query(
-                self.schema, "episode", [int(e) for e in allowed_episodes])))
-        result = self.searcher.search(tantivy.Query.boolean_query(parts), k, count=False)
+            query = tantivy.Query.boolean_query([
+                (tantivy.Occur.Must, query),
+                (tantivy.Occur.Must, tantivy.Query.term_set_query(
+                    self.schema, "episode", [int(e) for e in allowed_episodes])),
+            ])
+        result = self.searcher.search(query, k, count=False)
         if not result.hits:
             return []
         refs = self.searcher.fast_field_values("ref", [address for _, address in result.hits])
@@ -422,7 +445,7 @@ def keyword_index(db: sqlite_utils.Database, *, rebuild: bool = False, progress=
         directory = index_dir(db)
         if directory is not None and not rebuild:
             meta = _read_meta(directory, "keywords")
-            if meta and meta.get("version") == version:
+            if meta and meta.get("version") == version and meta.get("format") == KEYWORD_FORMAT:
                 index = _open_keywords(directory / "keywords", version)
         if index is None:
             writable = _writable_dir(db)
@@ -436,7 +459,7 @@ def keyword_index(db: sqlite_utils.Database, *, rebuild: bool = False, progress=
                 os.replace(tmp, target)
                 shutil.rmtree(old, ignore_errors=True)
                 index = _open_keywords(target, version)
-                _write_meta(writable, "keywords", {"version": version})
+                _write_meta(writable, "keywords", {"version": version, "format": KEYWORD_FORMAT})
             else:
                 index = KeywordIndex.build(db, version, None, progress)
         _cache[key] = index

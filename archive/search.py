@@ -219,7 +219,7 @@ def keyword_rankings(db, parsed: ParsedQuery, filters: Filters, allowed, depth: 
     for kind in indexes.KINDS:
         operator = tuning.keyword_operator
         hits = rank(kind, operator, depth)
-        if operator == "AND" and len(hits) < or_below and len(parsed.clauses) > 1:
+        if operator == "AND" and len(hits) < or_below and len(parsed.required()) > 1:
             seen = {h.ref for h in hits}
             hits += [h for h in rank(kind, "OR", depth) if h.ref not in seen][:depth - len(hits)]
         lists.append((kind, hits))
@@ -255,8 +255,7 @@ def _tantivy_ranker(db, parsed: ParsedQuery, allowed):
     index = indexes.keyword_index(db)
 
     def rank(kind: str, operator: str, depth: int) -> list[Hit]:
-        clauses = parsed.required() if operator == "AND" else parsed.clauses
-        found = index.search([tantivy_clause(c) for c in clauses], kind, depth, operator, allowed)
+        found = index.search([tantivy_clause(c) for c in parsed.required()], kind, depth, operator, allowed)
         return [Hit(kind, ref, score) for ref, score in found]
 
     return rank
@@ -277,7 +276,11 @@ def semantic_ranking(db, text: str, embedder: Embedder, allowed, depth: int) -> 
         return []
     with one_torch_thread():
         vector = np.asarray(embedder.embed([text]), dtype=np.float32)[0]
-    found = index.search(vector, depth, allowed)
+    if index.kind == "exact":
+        found = index.search(vector, depth, allowed)
+    else:
+        found = indexes.refine(db, embedder.name, vector,
+                               index.search(vector, depth * indexes.REFINE_FACTOR, allowed), depth)
     return [Hit("passage", int(i), float(s)) for i, s in zip(found.ids, found.scores)]
 
 

@@ -206,6 +206,8 @@ def parse_transcript(data: bytes, fmt_or_mime: str | None, *, url: str | None = 
     segments = parser(text, duration=duration) if fmt in (HTML, TEXT) else parser(text)
     if not segments:
         raise TranscriptFormatError(f"the {fmt} transcript holds no text")
+    for segment in segments:  # machine transcripts sometimes carry a cue that ends before it starts
+        segment.end = max(segment.end, segment.start)
     return segments
 
 

@@ -79,13 +79,14 @@ def test_empty_queries_give_no_results(fake_archive):
 
 def test_words_are_quoted_and_operators_are_words():
     parsed = parse_query('kubernetes AND NOT "feature store" NEAR(x')
-    assert fts5_match(parsed, "OR") == '"kubernetes" OR "and" OR "not" OR "feature store" OR "near" OR "x"'
-    # AND leaves out words that say nothing about the topic
+    # words that say nothing about the topic ("and", "not") are left out
     assert fts5_match(parsed, "AND") == '"kubernetes" AND "feature store" AND "near" AND "x"'
+    assert fts5_match(parsed, "OR") == '"kubernetes" OR "feature store" OR "near" OR "x"'
 
 
 def test_only_stopwords_are_kept_when_there_is_nothing_else():
     assert fts5_match(parse_query("what is it"), "AND") == '"what" AND "is" AND "it"'
+    assert fts5_match(parse_query("what is it"), "OR") == '"what" OR "is" OR "it"'
 
 
 def test_phrases_keep_their_words_in_order(fts_db):

@@ -318,3 +318,10 @@ def test_save_inside_callers_transaction_is_left_to_caller(db):
     assert db.conn.in_transaction
     db.conn.rollback()
     assert load_segments(db, episode_id) == []
+
+
+def test_a_cue_that_ends_before_it_starts_is_clamped_to_its_start():
+    data = b"WEBVTT\n\n09:34.720 --> 09:23.360\nit is there traditional\n\n09:35.000 --> 09:40.000\nnext\n"
+    first, second = parse_transcript(data, "text/vtt")
+    assert first.start == 574.72 and first.end == 574.72
+    assert (second.start, second.end) == (575.0, 580.0)
