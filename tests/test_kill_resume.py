@@ -100,7 +100,7 @@ def test_kill_mid_transcription_then_resume(serve, tmp_path):
 
 
 class SlowRangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files slowly and honours Range, recording the Range headers it saw."""
+    """Serves files slowly and honours Range (with an ETag for If-Range), recording the Range headers it saw."""
 
     ranges: list = []
 
@@ -123,6 +123,8 @@ class SlowRangeHandler(http.server.SimpleHTTPRequestHandler):
         else:
             self.send_response(200)
         self.send_header("Content-Type", self.guess_type(str(path)))
+        # a strong validator: resuming without one could splice two versions of a file
+        self.send_header("ETag", f'"{path.stat().st_mtime_ns:x}-{len(data):x}"')
         self.send_header("Content-Length", str(len(data) - start))
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
