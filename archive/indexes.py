@@ -17,6 +17,8 @@ rebuilds the index, and `build_index` rebuilds it at the end of ingest, so a sit
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import math
@@ -43,6 +45,50 @@ FETCH_CHUNK = 20_000
 
 _cache: dict[tuple, object] = {}
 _cache_lock = threading.Lock()
+_refreshing: set[tuple] = set()
+_stale_ok = contextvars.ContextVar("podarchive_stale_ok", default=False)
+
+
+@contextlib.contextmanager
+def serving_stale():
+    """Within this block a search that finds its index out of date uses the cached one and rebuilds it in a
+    background thread (one at a time per index), instead of rebuilding while the caller waits. The web site
+    searches this way, so an ingest writing to the archive never stalls page loads; the CLI and the library
+    default to fresh indexes."""
+    token = _stale_ok.set(True)
+    try:
+        yield
+    finally:
+        _stale_ok.reset(token)
+
+
+def _serve_stale(db: sqlite_utils.Database, key: tuple, cached, rebuild: bool, build) -> bool:
+    """True when the caller may use `cached` while `build(connection)` refreshes it in the background."""
+    path = db_file(db)
+    if cached is None or rebuild or not _stale_ok.get() or path is None:
+        return False
+    with _cache_lock:
+        if key in _refreshing:
+            return True
+        _refreshing.add(key)
+
+    def refresh():
+        from .db import connect
+
+        try:
+            conn = connect(path, readonly=True)
+            try:
+                build(conn)
+            finally:
+                conn.conn.close()
+        except Exception:  # noqa: BLE001 - the next search tries again; the stale index keeps serving
+            log.exception("background rebuild of %s failed", key)
+        finally:
+            with _cache_lock:
+                _refreshing.discard(key)
+
+    threading.Thread(target=refresh, name=f"podarchive-index-{key[1]}", daemon=True).start()
+    return True
 
 
 # -- where and when -------------------------------------------------------------------------------------------
@@ -326,6 +372,8 @@ def vector_index(db: sqlite_utils.Database, model: str, *, large: bool | None = 
     cached = _cache.get(key)
     if cached is not None and cached.version == version and not rebuild:
         return cached
+    if _serve_stale(db, key, cached, rebuild, lambda conn: vector_index(conn, model, large=large, nprobe=nprobe)):
+        return cached
     with _cache_lock:
         cached = _cache.get(key)
         if cached is not None and cached.version == version and not rebuild:
@@ -436,6 +484,8 @@ def keyword_index(db: sqlite_utils.Database, *, rebuild: bool = False, progress=
     key = (cache_key(db), "keywords")
     cached = _cache.get(key)
     if cached is not None and cached.version == version and not rebuild:
+        return cached
+    if _serve_stale(db, key, cached, rebuild, keyword_index):
         return cached
     with _cache_lock:
         cached = _cache.get(key)

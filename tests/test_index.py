@@ -242,3 +242,35 @@ def test_side_index_search_matches_fts5_ranking(monkeypatch):
     large = search(db, "feature stores", mode="keyword", limit=5)
     assert {r.episode_guid for r in small} == {r.episode_guid for r in large} == {"g1"}
     assert [r.snippet.count("<mark>") > 0 for r in large] == [True] * len(large)
+
+
+def test_the_site_searches_a_stale_index_while_it_rebuilds_in_the_background(tmp_path):
+    import time
+
+    db = open_db(tmp_path / "stale.db")
+    show = db["shows"].insert({"feed_url": "file:///x", "title": "S"}).last_pk
+    episode = db["episodes"].insert({"show_id": show, "guid": "g", "title": "E"}).last_pk
+    embedder = FakeEmbedder()
+
+    def add_passage(idx, text):
+        import hashlib
+
+        h = hashlib.sha256(text.encode()).hexdigest()
+        db["passages"].insert({"episode_id": episode, "idx": idx, "start": idx * 40.0, "end": idx * 40.0 + 40,
+                               "text": text, "content_hash": h})
+        db["embeddings"].insert({"model": embedder.name, "content_hash": h, "dims": embedder.dims,
+                                 "vector": embedder.embed([text])[0].tobytes()}, replace=True)
+
+    add_passage(0, "testing machine learning models")
+    first = indexes.vector_index(db, embedder.name)
+    assert len(first) == 1
+    add_passage(1, "feature stores and data pipelines")
+    with indexes.serving_stale():
+        served = indexes.vector_index(db, embedder.name)
+    assert served is first  # no rebuild while the caller waits
+    deadline = time.monotonic() + 20
+    key = (indexes.cache_key(db), "vectors", embedder.name)
+    while time.monotonic() < deadline and len(indexes._cache[key]) != 2:
+        time.sleep(0.05)
+    assert len(indexes.vector_index(db, embedder.name)) == 2
+    indexes.forget(db)

@@ -73,12 +73,14 @@ def loaded_embedder(app: Flask | None = None) -> Embedder:
 
 def run_search(db, query: str, mode: str, *, show=None, guest=None, since=None, until=None,
                limit: int = 40) -> list[SearchResult]:
+    from archive.indexes import serving_stale
     from archive.search import search
 
     try:
         embedder = get_embedder() if mode == "keyword" else loaded_embedder()
-        return search(db, query, mode=mode, show=show, guest=guest, since=since, until=until, limit=limit,
-                      embedder=embedder)
+        with serving_stale():  # an ingest writing to the archive must not stall the site on index rebuilds
+            return search(db, query, mode=mode, show=show, guest=guest, since=since, until=until, limit=limit,
+                          embedder=embedder)
     except SearchError as exc:
         raise SearchProblem(str(exc)) from exc
     except ModelLoadError as exc:
