@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from dataclasses import asdict
 
@@ -295,18 +296,27 @@ def chapters(guid, db_path, show, as_json):
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True)
-def serve(db_path, host, port):
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Server processes (gunicorn). Default: one per CPU core, at least 2; 1 = werkzeug's threaded "
+                   "server in this process.")
+def serve(db_path, host, port, workers):
     """Serve the archive's web site."""
     from pathlib import Path
 
     from .web import create_app
 
     open_archive(db_path).conn.close()
-    app = create_app({"DATABASE": str(Path(db_path).resolve())})
-    click.echo(f"Serving {db_path} at http://{host}:{port}/  (Ctrl+C to stop)")
-    from werkzeug.serving import run_simple
+    config = {"DATABASE": str(Path(db_path).resolve())}
+    workers = workers or max(2, os.cpu_count() or 1)
+    click.echo(f"Serving {db_path} at http://{host}:{port}/ with {workers} worker(s)  (Ctrl+C to stop)")
+    if workers == 1:
+        from werkzeug.serving import run_simple
 
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+        run_simple(host, port, create_app(config), threaded=True, use_reloader=False)
+        return
+    from .web.server import run_gunicorn
+
+    run_gunicorn(lambda: create_app(config), host, port, workers)
 
 
 def main():

@@ -27,6 +27,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,8 @@ FETCH_CHUNK = 20_000
 _cache: dict[tuple, object] = {}
 _cache_lock = threading.Lock()
 _refreshing: set[tuple] = set()
+_last_refresh: dict[tuple, float] = {}
+STALE_REFRESH_SECONDS = 30.0  # a site under a busy ingest rebuilds each index at most this often
 _stale_ok = contextvars.ContextVar("podarchive_stale_ok", default=False)
 
 
@@ -68,9 +71,10 @@ def _serve_stale(db: sqlite_utils.Database, key: tuple, cached, rebuild: bool, b
     if cached is None or rebuild or not _stale_ok.get() or path is None:
         return False
     with _cache_lock:
-        if key in _refreshing:
+        if key in _refreshing or time.monotonic() - _last_refresh.get(key, -math.inf) < STALE_REFRESH_SECONDS:
             return True
         _refreshing.add(key)
+        _last_refresh[key] = time.monotonic()
 
     def refresh():
         from .db import connect
