@@ -1,6 +1,6 @@
 """The search indexes kept beside the archive's tables, for the sizes where SQLite alone is too slow.
 
-Small archives (below `LARGE_ARCHIVE_PASSAGES` passages, a few hundred hours of audio) need nothing beside the
+Small archives (below `LARGE_ARCHIVE_PASSAGES` passages, about 250 hours of audio) need nothing beside the
 database file: keyword search ranks with FTS5's bm25 and semantic search multiplies the query vector with every
 passage vector held in memory (exact). Both cost time in proportion to what matches, which at a million
 passages is seconds for a common word. Large archives therefore get two side indexes in `<db>.index/`:
@@ -37,7 +37,9 @@ import sqlite_utils
 
 log = logging.getLogger(__name__)
 
-LARGE_ARCHIVE_PASSAGES = 50_000
+# FTS5 ranking took 20 ms a query (three ranked lists) at 16k passages in bench/search_quality.py and grows with
+# the archive; Tantivy took 3 ms. Above this many passages, the side indexes take over.
+LARGE_ARCHIVE_PASSAGES = 20_000
 EXACT_FILTERED_MAX = 20_000  # a filtered ANN search over fewer allowed vectors than this runs exact instead
 DEFAULT_NPROBE = 64
 REFINE_FACTOR = 4  # an approximate search fetches this many times the candidates, re-scored with exact vectors
@@ -175,10 +177,12 @@ def _writable_dir(db: sqlite_utils.Database) -> Path | None:
 # -- vectors --------------------------------------------------------------------------------------------------
 
 def _vector_rows(db: sqlite_utils.Database, model: str, where: str = "", params: tuple = ()):
-    """(passage id, episode id, vector bytes) for every passage embedded with `model`, in passage id order."""
+    """(passage id, episode id, vector bytes) for every passage embedded with `model`, in passage id order.
+    CROSS JOIN keeps passages the outer loop: left to itself SQLite may walk every embedding of the model first
+    (measured at a million passages: 22 s instead of 3 ms for 40 ids)."""
     sql = (
         "SELECT p.id, p.episode_id, e.vector FROM passages p "
-        "JOIN embeddings e ON e.model = ? AND e.content_hash = p.content_hash "
+        "CROSS JOIN embeddings e ON e.model = ? AND e.content_hash = p.content_hash "
         f"{where} ORDER BY p.id"
     )
     cursor = db.execute(sql, (model, *params))
@@ -263,7 +267,7 @@ class IVFVectorIndex:
         import faiss
 
         count = int(db.execute(
-            "SELECT count(*) FROM passages p JOIN embeddings e ON e.model = ? AND e.content_hash = p.content_hash",
+            "SELECT count(*) FROM passages p CROSS JOIN embeddings e ON e.model = ? AND e.content_hash = p.content_hash",
             [model],
         ).fetchone()[0])
         if count == 0:
@@ -347,7 +351,7 @@ def refine(db: sqlite_utils.Database, model: str, query: np.ndarray, hits: Vecto
         return hits
     ids = [int(i) for i in hits.ids]
     rows = db.execute(
-        "SELECT p.id, e.vector FROM passages p JOIN embeddings e ON e.model = ? AND e.content_hash = p.content_hash "
+        "SELECT p.id, e.vector FROM passages p CROSS JOIN embeddings e ON e.model = ? AND e.content_hash = p.content_hash "
         f"WHERE p.id IN ({','.join('?' * len(ids))})", [model, *ids]).fetchall()
     if not rows:
         return VectorHits(np.zeros(0, np.int64), np.zeros(0, np.float32))

@@ -12,7 +12,8 @@ How the archive is made (embedding a million passages on a CPU takes hours, so v
 
 Queries: the listener questions of bench/queries_datatalks.json plus the TREC 2020/2021 podcast track topics
 (/work/shared/fixtures/retrieval_eval/trec_podcasts), each run once per mode in a fresh process after one warm-up
-query. Hybrid and semantic latencies include embedding the query with the default embedder. Goals (2 cores):
+query: one pass in hybrid mode the first time each query is seen (its pages may not be cached yet), then each
+mode over every query. Hybrid and semantic latencies include embedding the query with the default embedder. Goals (2 cores):
 keyword p95 <= 20 ms, hybrid p95 <= 50 ms, peak RSS <= 2 GB.
 """
 
@@ -169,6 +170,15 @@ def measure(path: Path, model: str, show_filter: bool) -> dict:
     search(db, "warm up the model and the indexes", mode="hybrid", embedder=embedder)
     load_s = time.perf_counter() - started
     results = {"load_and_first_query_s": load_s, "queries": len(queries())}
+    # The first time a query is seen its candidates' pages may not be in memory yet: timed apart, then the
+    # three modes run warm, each over every query.
+    times = []
+    for query in queries():
+        started = time.perf_counter()
+        search(db, query, mode="hybrid", embedder=embedder)
+        times.append(time.perf_counter() - started)
+    results["hybrid_first_pass"] = {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95),
+                                    "max_ms": percentile(times, 100)}
     for mode in ("keyword", "semantic", "hybrid"):
         times = []
         for query in queries():
