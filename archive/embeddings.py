@@ -44,7 +44,7 @@ def resolve_model(name: str | None) -> str:
 
 
 class SentenceTransformerEmbedder:
-    def __init__(self, model: str | None = None, device: str = "cpu", batch_size: int = 64):
+    def __init__(self, model: str | None = None, device: str = "cpu", batch_size: int = 16):
         self.name = model or os.environ.get("PODARCHIVE_EMBEDDING_MODEL") or DEFAULT_MODEL
         self.device = device
         self.batch_size = batch_size
