@@ -24,6 +24,24 @@ def run_gunicorn(make_app: Callable[[], Flask], host: str, port: int, workers: i
             self.cfg.set("accesslog", None)
 
         def load(self):
-            return make_app()
+            app = make_app()
+            warm_up_in_background(app)
+            return app
 
     Server().run()
+
+
+def warm_up_in_background(app: Flask) -> None:
+    """Load the embedding model while the worker already serves pages, so the first search by meaning does not
+    wait seconds for it; a model that will not load is reported by that search, as without the warm-up."""
+    import threading
+
+    from .searching import loaded_embedder
+
+    def warm_up():
+        try:
+            loaded_embedder(app)
+        except Exception:  # noqa: BLE001 - the search that needs the model reports it
+            pass
+
+    threading.Thread(target=warm_up, name="podarchive-warm-up", daemon=True).start()
