@@ -54,7 +54,9 @@ class SentenceTransformerEmbedder:
         if self._model is None:
             try:
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
 
+                transformers_logging.disable_progress_bar()  # a bar per model load would clutter ingest output
                 self._model = SentenceTransformer(resolve_model(self.name), device=self.device)
             except Exception as exc:  # a bad name, no network for a hub model, broken weights
                 raise ModelLoadError(f"cannot load embedding model {self.name!r}: {exc}") from exc
