@@ -138,5 +138,9 @@ def fts5_match(query: ParsedQuery, operator: str = "AND") -> str:
 
 
 def tantivy_clause(clause: Clause) -> str:
-    """The same clause in Tantivy's query language: a quoted phrase (its analyzer stems it), `*` for a prefix."""
+    """The same clause in Tantivy's query language: a quoted phrase (its analyzer stems it), `*` for a prefix.
+    Tantivy's parser refuses a one-word prefix phrase ("data"*) and has no bare-term prefix, so a one-word
+    prefix is searched as that whole word (stemmed) in the large-archive index; FTS5 keeps real prefixes."""
+    if clause.prefix and len(clause.words) == 1:
+        return quote(clause.words)
     return quote(clause.words) + ("*" if clause.prefix else "")

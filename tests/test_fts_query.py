@@ -156,3 +156,9 @@ def test_any_text_is_a_valid_tantivy_query(tantivy_index, text):
     searcher = tantivy_index.searcher()
     for clause in parse_query(text).clauses:
         searcher.search(tantivy_index.parse_query(tantivy_clause(clause), ["text"]), 5, count=False)
+
+
+@pytest.mark.parametrize("text", ["00*", "data*", "über*", "x*"])
+def test_one_word_prefixes_are_valid_tantivy_queries(tantivy_index, text):
+    for clause in parse_query(text).clauses:
+        tantivy_index.parse_query(tantivy_clause(clause), ["text"])
