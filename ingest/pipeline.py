@@ -20,7 +20,7 @@ import sqlite_utils
 
 from archive import stages
 from archive.errors import PodarchiveError, StageError
-from archive.records import TranscriptSource
+from archive.records import TranscriptLink, TranscriptSource
 
 from .progress import Progress
 
@@ -162,7 +162,7 @@ class Pipeline:
     def transcript_stage(self, episode: dict) -> None:
         from .transcript_files import choose_transcript
 
-        links = [TranscriptLinkRow(**row) for row in self.db.query(
+        links = [TranscriptLink(**row) for row in self.db.query(
             "SELECT url, type, language, rel FROM feed_transcripts WHERE episode_id = ?", [episode["id"]]
         )]
         chosen = choose_transcript(links)
@@ -294,14 +294,6 @@ class Pipeline:
         message = exc if isinstance(exc, str) else describe(exc)
         log.warning("%s: %s failed: %s", what, stage, message)
         self.report.failures.append(Failure(what, stage, message))
-
-
-@dataclass
-class TranscriptLinkRow:
-    url: str
-    type: str | None = None
-    language: str | None = None
-    rel: str | None = None
 
 
 def describe(exc: BaseException) -> str:
