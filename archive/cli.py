@@ -260,15 +260,8 @@ def takeaways(guid, db_path, show, as_json):
     from .queries import find_episode, get_takeaways
 
     db = open_archive(db_path)
-    rows = get_takeaways(db, find_episode(db, guid, show)["id"])
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
-        return
-    if not rows:
-        click.echo("No takeaways yet (see `podarchive status`).")
-    for row in rows:
-        click.echo(f"[{clock(row['start'])}] {row['title']}  ({row['source']})")
-        click.echo(f"    {row['text']}\n")
+    echo_rows(get_takeaways(db, find_episode(db, guid, show)["id"]), as_json, "takeaways",
+              lambda row: f"[{clock(row['start'])}] {row['title']}  ({row['source']})\n    {row['text']}\n")
 
 
 @cli.command()
@@ -282,14 +275,19 @@ def chapters(guid, db_path, show, as_json):
     from .queries import find_episode, get_chapters
 
     db = open_archive(db_path)
-    rows = get_chapters(db, find_episode(db, guid, show)["id"])
+    echo_rows(get_chapters(db, find_episode(db, guid, show)["id"]), as_json, "chapters",
+              lambda row: f"{clock(row['start'])}-{clock(row['end'])}  {row['title']}")
+
+
+def echo_rows(rows: list[dict], as_json: bool, what: str, line) -> None:
+    """An episode's takeaways or chapters: JSON, or one `line(row)` each."""
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     if not rows:
-        click.echo("No chapters yet (see `podarchive status`).")
+        click.echo(f"No {what} yet (see `podarchive status`).")
     for row in rows:
-        click.echo(f"{clock(row['start'])}-{clock(row['end'])}  {row['title']}")
+        click.echo(line(row))
 
 
 @cli.command()
