@@ -9,7 +9,9 @@ tokenises the input into clauses that keep only what a user expects of a search 
 * every other word, as a plain term (operators are words like any other).
 
 `fts5_match` then writes a MATCH expression where every clause is a quoted string, so nothing in it can be read
-as syntax. Common English words are left out (they would narrow an AND query to passages that happen to say "the",
+as syntax. `tantivy_clause` and `tantivy_query` do the same for the large-archive Tantivy index, where a one-word
+prefix, which Tantivy's parser refuses, becomes a regex over the indexed (stemmed) terms, its metacharacters
+escaped. Common English words are left out (they would narrow an AND query to passages that happen to say "the",
 and make an OR query match nearly everything, slowly), unless the query has nothing else.
 """
 
@@ -22,6 +24,9 @@ from dataclasses import dataclass
 MAX_QUERY_CHARS = 1000
 MAX_CLAUSES = 24
 MIN_PREFIX_CHARS = 2
+# Tantivy drops tokens of 40 bytes or more before lower-casing and stemming, so no indexed term is much longer;
+# a longer prefix matches nothing, and its regex could exceed the regex compiler's limit of 1000 states.
+MAX_PREFIX_BYTES = 80
 
 # Words that carry no topic in a listener's question ("what do they say about ...").
 STOPWORDS = frozenset(
@@ -40,6 +45,7 @@ STOPWORDS = frozenset(
 
 _PHRASE_OR_WORD = re.compile(r'"([^"]*)"|([^\s"]+)')
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_ONE_WORD_PREFIX = re.compile(r'"([^\s"]+)"\*')  # what tantivy_clause writes for a one-word prefix
 
 
 @dataclass(frozen=True)
@@ -139,8 +145,38 @@ def fts5_match(query: ParsedQuery, operator: str = "AND") -> str:
 
 def tantivy_clause(clause: Clause) -> str:
     """The same clause in Tantivy's query language: a quoted phrase (its analyzer stems it), `*` for a prefix.
-    Tantivy's parser refuses a one-word prefix phrase ("data"*) and has no bare-term prefix, so a one-word
-    prefix is searched as that whole word (stemmed) in the large-archive index; FTS5 keeps real prefixes."""
-    if clause.prefix and len(clause.words) == 1:
-        return quote(clause.words)
-    return quote(clause.words) + ("*" if clause.prefix else "")
+    Tantivy's parser refuses a one-word prefix ("data"*), so `tantivy_query` builds that one itself."""
+    return tantivy_quote(clause.words) + ("*" if clause.prefix else "")
+
+
+def tantivy_quote(words: tuple[str, ...] | list[str]) -> str:
+    # Tantivy escapes with a backslash where FTS5 doubles quotes; words never hold either, this is belt and braces.
+    return '"' + re.sub(r'([\\"])', r"\\\1", " ".join(words)) + '"'
+
+
+def tantivy_query(index, clause_text: str, field: str):
+    """The Tantivy query for one clause from `tantivy_clause`, searched in `field` of `index`."""
+    word = _ONE_WORD_PREFIX.fullmatch(clause_text)
+    if word is None:
+        return index.parse_query(clause_text, [field])
+    return _one_word_prefix_query(index, word.group(1), field)
+
+
+def _one_word_prefix_query(index, word: str, field: str):
+    """The indexed terms (stems) that begin with `word`, or the word itself as the parser stems it: stemming can
+    cut a word short of its own prefix ("running" is stored as "run", which `running*` would otherwise miss).
+    Tantivy gives every regex match the same score (1.0), so the whole word, scored by BM25, ranks above the
+    other words that begin with it."""
+    import tantivy
+
+    whole_word = index.parse_query(tantivy_quote([word]), [field])
+    prefix = word.lower()
+    if len(prefix.encode()) > MAX_PREFIX_BYTES:
+        return whole_word
+    starts_with = tantivy.Query.regex_query(index.schema, field, _regex_literal(prefix) + ".*")
+    return tantivy.Query.boolean_query([(tantivy.Occur.Should, whole_word), (tantivy.Occur.Should, starts_with)])
+
+
+def _regex_literal(text: str) -> str:
+    """`text` as a literal in Tantivy's (Rust) regex syntax: anything but a letter or digit as a \\x{...} escape."""
+    return "".join(ch if ch.isalnum() else f"\\x{{{ord(ch):x}}}" for ch in text)

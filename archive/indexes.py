@@ -8,7 +8,8 @@ passages is seconds for a common word. Large archives therefore get two side ind
 * vectors: a faiss IVF index with 8-bit scalar-quantised vectors (a quarter of float32's memory), searched in
   `nprobe` of its cells; `bench/search_speed.py` reports its recall@10 against exact search.
 * keywords: a Tantivy index (BM25 with block-max WAND: top-k without scoring every match) over passages,
-  takeaways and episode titles and notes. FTS5 tables stay, for snippets and for datasette.
+  takeaways and episode titles and notes, searched with the clauses of `archive.fts` (prefixes included).
+  FTS5 tables stay, for snippets and for datasette.
 
 Every index records the `search_versions` counter it was built at (migration m007: triggers bump it on any
 write to passages, embeddings, takeaways or episode titles and notes). A search that finds the counter moved on
@@ -34,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 import sqlite_utils
+
+from .fts import tantivy_query
 
 log = logging.getLogger(__name__)
 
@@ -460,7 +463,7 @@ class KeywordIndex:
         return cls(index, version, path)
 
     def parse(self, clause_text: str, kind: str):
-        return self.index.parse_query(clause_text, [f"text_{kind}"])
+        return tantivy_query(self.index, clause_text, f"text_{kind}")
 
     def search(self, clauses: list[str], kind: str, k: int, operator: str = "AND",
                allowed_episodes: np.ndarray | None = None) -> list[tuple[int, float]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlite_utils
 
 from .errors import NotFoundError
@@ -24,18 +26,6 @@ def find_episode(db: sqlite_utils.Database, guid: str, show: str | int | None = 
         shows = ", ".join(f"{r['show_id']} ({r['show_title']})" for r in rows)
         raise NotFoundError(f"guid {guid!r} is in several shows: {shows}; pick one with --show")
     return rows[0]
-
-
-def get_takeaways(db: sqlite_utils.Database, episode_id: int) -> list[dict]:
-    return list(db.query(
-        "SELECT title, text, start, end, source FROM takeaways WHERE episode_id = ? ORDER BY idx", [episode_id]
-    ))
-
-
-def get_chapters(db: sqlite_utils.Database, episode_id: int) -> list[dict]:
-    return list(db.query(
-        "SELECT title, start, end, url, image, source FROM chapters WHERE episode_id = ? ORDER BY idx", [episode_id]
-    ))
 
 
 # --- Shows, episodes, people, episode details (web site and JSON API) ---
@@ -193,6 +183,32 @@ def get_transcript_info(db: sqlite_utils.Database, episode_id: int) -> dict | No
     return rows[0] if rows else None
 
 
+@dataclass
+class EpisodeDetails:
+    """What an episode's page and its API entry show: the episode with its show, people, takeaways, chapters."""
+
+    episode: dict
+    guests: list[dict]
+    hosts: list[dict]
+    takeaways: list[dict]
+    chapters: list[dict]
+    transcript: dict | None
+
+
+def episode_details(db: sqlite_utils.Database, episode_id: int) -> EpisodeDetails:
+    """One episode with everything shown about it; NotFoundError when absent."""
+    episode = get_episode(db, episode_id)
+    people = get_guests(db, episode_id)
+    return EpisodeDetails(
+        episode=episode,
+        guests=[person for person in people if person["role"] != "host"],
+        hosts=[person for person in people if person["role"] == "host"],
+        takeaways=get_takeaways(db, episode_id),
+        chapters=get_chapters(db, episode_id),
+        transcript=get_transcript_info(db, episode_id),
+    )
+
+
 def transcript_lines(db: sqlite_utils.Database, episode_id: int) -> list[dict]:
     """The transcript's timed lines for display (start, end, text, speaker), without word timings."""
     return list(
@@ -264,4 +280,23 @@ def person_takeaways(db: sqlite_utils.Database, person_id: int, role: str | None
             f"{role_clause}) ORDER BY {EPISODE_ORDER}, takeaways.idx",
             params,
         )
+    )
+
+
+@dataclass
+class PersonDetails:
+    """What a person's page and their API entry show: the person, their episodes and takeaways as a guest."""
+
+    person: dict
+    episodes: list[dict]
+    takeaways: list[dict]
+
+
+def person_details(db: sqlite_utils.Database, slug: str) -> PersonDetails:
+    """One person with their episodes and takeaways; NotFoundError when absent."""
+    person = get_person(db, slug)
+    return PersonDetails(
+        person=person,
+        episodes=person_episodes(db, person["id"]),
+        takeaways=person_takeaways(db, person["id"]),
     )

@@ -11,8 +11,9 @@ Relevance judgements: bench/queries_datatalks.json (made by reading the transcri
   first 10 results; MRR = 1 / rank of the first result that covers one.
 
 Besides the three modes as shipped, the bench runs the variants the defaults were chosen from: reciprocal rank
-fusion (k=60) against a weighted sum of min-max normalised scores (semantic share 0.5), and keyword queries that
-join words with AND (topped up with OR when too few) against plain OR; then the three modes again on the side
+fusion (k=60) against a weighted sum of min-max normalised scores (semantic share 0.5), with and without episode
+evidence (and at other weights of it), and keyword queries that join words with AND (topped up with OR when too
+few) against plain OR; then the three modes again on the side
 indexes that large archives use (Tantivy, faiss IVF), forced on this archive.
 """
 
@@ -45,6 +46,10 @@ VARIANTS = {
     "hybrid": ("hybrid", DEFAULT_TUNING),
     "keyword OR": ("keyword", replace(DEFAULT_TUNING, keyword_operator="OR")),
     "hybrid rrf + OR": ("hybrid", replace(DEFAULT_TUNING, keyword_operator="OR")),
+    "hybrid, no episode evidence": ("hybrid", replace(DEFAULT_TUNING, episode_weight=0.0)),
+    "hybrid, episode weight 0.5": ("hybrid", replace(DEFAULT_TUNING, episode_weight=0.5)),
+    "hybrid, episode weight 1": ("hybrid", replace(DEFAULT_TUNING, episode_weight=1.0)),
+    "keyword, no episode evidence": ("keyword", replace(DEFAULT_TUNING, episode_weight=0.0)),
     "hybrid weighted": ("hybrid", replace(DEFAULT_TUNING, fusion="weighted")),
     "hybrid weighted + OR": ("hybrid", replace(DEFAULT_TUNING, fusion="weighted", keyword_operator="OR")),
 }

@@ -244,6 +244,71 @@ def test_side_index_search_matches_fts5_ranking(monkeypatch):
     assert [r.snippet.count("<mark>") > 0 for r in large] == [True] * len(large)
 
 
+@pytest.fixture
+def topics_archive(monkeypatch):
+    """One short passage per episode (guids g0, g1, ...), searched through the large-archive side indexes."""
+    from archive.db import memory_db
+
+    db = memory_db()
+    show = add_show(db, "Show")
+    topics = ["relational databases", "data pipelines", "databases feeding pipelines", "running marathons"]
+    for i, topic in enumerate(topics):
+        episode = add_episode(db, show, f"g{i}", f"Episode {i}")
+        add_segments(db, episode, [Segment(0, 30, f"Today: {topic}.")])
+    index_all(db, FakeEmbedder())
+    monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 0)
+    yield db
+    indexes.forget(db)
+
+
+def keyword_guids(db, query: str) -> set[str]:
+    from archive.search import search
+
+    return {r.episode_guid for r in search(db, query, mode="keyword", limit=10)}
+
+
+def passage_guids(db, found) -> set[str]:
+    guids = dict(db.execute("SELECT p.id, e.guid FROM passages p JOIN episodes e ON e.id = p.episode_id"))
+    return {guids[ref] for ref, _ in found}
+
+
+def test_side_index_one_word_prefix_matches_words_that_begin_with_it(topics_archive):
+    assert indexes.is_large(topics_archive)
+    assert keyword_guids(topics_archive, "data") == {"g1"}
+    assert keyword_guids(topics_archive, "data*") == {"g0", "g1", "g2"}  # "databases" is stored as "databas"
+    assert keyword_guids(topics_archive, "DATABAS*") == {"g0", "g2"}
+    assert keyword_guids(topics_archive, "running*") == {"g3"}  # stored as "run": found as the word, stemmed
+    assert keyword_guids(topics_archive, "datab") == set()
+
+
+def test_side_index_prefix_clauses_keep_and_or_semantics_and_the_episode_filter(topics_archive):
+    index = indexes.keyword_index(topics_archive)
+    clauses = ['"data"*', '"pipelines"']
+    assert passage_guids(topics_archive, index.search(clauses, "passage", 10, "AND")) == {"g1", "g2"}
+    assert passage_guids(topics_archive, index.search(['"databas"*', '"pipelines"'], "passage", 10, "AND")) == {"g2"}
+    assert passage_guids(topics_archive, index.search(['"rel"*', '"marathons"'], "passage", 10, "OR")) == {"g0", "g3"}
+    g0 = topics_archive.execute("SELECT id FROM episodes WHERE guid = 'g0'").fetchone()[0]
+    assert passage_guids(topics_archive, index.search(['"data"*'], "passage", 10, "OR", np.array([g0]))) == {"g0"}
+
+
+DATA_EPISODES = {"g0", "g1", "g2"}
+
+
+@pytest.mark.parametrize("query, guids", [
+    ("a.b*", set()), ("(x*", set()), ("c++*", set()), ("da$*", set()), ("(da)*", set()), ("data.*", {"g1"}),
+    ("[da*", DATA_EPISODES), ("\\da*", DATA_EPISODES), ("über*", set()), ("日本*", set()), ("ǅa*", set()),
+    ("🎙️*", set()), ("é" * 900 + "*", set()),
+])
+def test_side_index_prefix_of_regex_syntax_or_odd_unicode_never_raises(topics_archive, query, guids):
+    assert keyword_guids(topics_archive, query) == guids
+
+
+@pytest.mark.parametrize("clause", ['"a.b"*', '"(x"*', '"c++"*', '"da|ta"*', '"\\"*', '"[*"*', '"🎙"*'])
+def test_side_index_escapes_regex_syntax_in_a_prefix_clause(topics_archive, clause):
+    """parse_query leaves only letters and digits in a word; the index does not rely on it."""
+    assert indexes.keyword_index(topics_archive).search([clause], "passage", 5) == []
+
+
 def test_the_site_searches_a_stale_index_while_it_rebuilds_in_the_background(tmp_path):
     import time
 

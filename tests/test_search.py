@@ -154,3 +154,19 @@ def test_fusion_methods():
     assert {h.ref: round(h.score, 3) for h in weighted} == {1: 0.5, 2: 0.688, 3: 0.5, 4: 0.0}
     only = fuse([("semantic", semantic), ("passage", [])])
     assert [h.score for h in only] == [0.9, 0.8, 0.1]  # one list: its own scores
+
+
+def test_episode_evidence_lifts_the_moments_of_the_episode_both_rankings_agree_on():
+    # passage 1 (episode 10) tops the keyword list alone; episode 20 is second in both lists.
+    keyword = [Hit("passage", 1, 9.0), Hit("passage", 2, 5.0), Hit("passage", 5, 1.0)]
+    semantic = [Hit("passage", 4, 0.9), Hit("passage", 3, 0.8), Hit("passage", 1, 0.1)]
+    episode_of = {("passage", 1): 10, ("passage", 2): 20, ("passage", 3): 20, ("passage", 4): 30,
+                  ("passage", 5): 40}
+    plain = fuse([("passage", keyword), ("semantic", semantic)], SearchTuning(episode_weight=0.0), episode_of)
+    assert plain[0].ref == 1
+    lifted = fuse([("passage", keyword), ("semantic", semantic)], SearchTuning(episode_weight=1.0), episode_of)
+    assert [h.ref for h in lifted[:3]] == [1, 2, 3]
+    assert lifted[1].score > plain[1].score
+    # a hit whose row has gone (no episode) still ranks by its own contributions
+    del episode_of[("passage", 5)]
+    assert {h.ref for h in fuse([("passage", keyword), ("semantic", semantic)], episode_of=episode_of)} == {1, 2, 3, 4, 5}

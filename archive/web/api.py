@@ -120,23 +120,18 @@ def episodes():
 
 @bp.get("/episodes/<int:episode_id>")
 def episode(episode_id: int):
-    db = get_db()
-    row = queries.get_episode(db, episode_id)
-    people = queries.get_guests(db, episode_id)
-    transcript = queries.get_transcript_info(db, episode_id)
-    chapters = queries.get_chapters(db, episode_id)
+    details = queries.episode_details(get_db(), episode_id)
+    row, chapters = details.episode, details.chapters
     data = episode_json(row)
     data.update({
         "description": row["description"],
         "notes_html": clean_notes(row["notes_html"] or row["description"]),
-        "guests": [person_json(p) for p in people if p["role"] != "host"],
-        "hosts": [person_json(p) for p in people if p["role"] == "host"],
+        "guests": [person_json(p) for p in details.guests],
+        "hosts": [person_json(p) for p in details.hosts],
         "chapters": [timed(c, ("title", "start", "end", "url", "image", "source")) for c in chapters],
         "chapters_url": url_for("exports.chapters", episode_id=episode_id, _external=True) if chapters else None,
-        "takeaways": [
-            timed(t, ("title", "text", "start", "end", "source")) for t in queries.get_takeaways(db, episode_id)
-        ],
-        "transcript": transcript_summary(episode_id, transcript),
+        "takeaways": [timed(t, ("title", "text", "start", "end", "source")) for t in details.takeaways],
+        "transcript": transcript_summary(episode_id, details.transcript),
     })
     return jsonify(data)
 
@@ -208,15 +203,11 @@ def guests():
 
 @bp.get("/guests/<slug>")
 def guest(slug: str):
-    db = get_db()
-    person = queries.get_person(db, slug)
-    data = person_json(person)
-    data["episodes"] = [
-        {**episode_summary_fields(row), "role": row["role"]} for row in queries.person_episodes(db, person["id"])
-    ]
+    details = queries.person_details(get_db(), slug)
+    data = person_json(details.person)
+    data["episodes"] = [{**episode_summary_fields(row), "role": row["role"]} for row in details.episodes]
     data["takeaways"] = [
-        timed(row, ("episode_id", "episode_title", "title", "text", "start", "end"))
-        for row in queries.person_takeaways(db, person["id"])
+        timed(row, ("episode_id", "episode_title", "title", "text", "start", "end")) for row in details.takeaways
     ]
     return jsonify(data)
 

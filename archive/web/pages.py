@@ -161,20 +161,19 @@ def _person_or_none(db, slug: str | None) -> dict | None:
 @bp.get("/episodes/<int:episode_id>")
 def episode(episode_id: int):
     db = get_db()
-    row = queries.get_episode(db, episode_id)
-    people = queries.get_guests(db, episode_id)
-    transcript = queries.get_transcript_info(db, episode_id)
+    details = queries.episode_details(db, episode_id)
+    row, transcript = details.episode, details.transcript
     view = TranscriptView(queries.transcript_lines(db, episode_id) if transcript else [])
     start_at = params.parse_time(request.args.get("t"))
     current_index = view.index_at(start_at)
     return render_template(
         "episode.html",
         episode=row,
-        guests=[p for p in people if p["role"] != "host"],
-        hosts=[p for p in people if p["role"] == "host"],
+        guests=details.guests,
+        hosts=details.hosts,
         notes=clean_notes(row["notes_html"] or row["description"]),
-        takeaways=queries.get_takeaways(db, episode_id),
-        chapters=queries.get_chapters(db, episode_id),
+        takeaways=details.takeaways,
+        chapters=details.chapters,
         transcript=transcript,
         lines=view.lines,
         transcript_html=view.html(current_index),
@@ -293,7 +292,8 @@ def guests():
 @bp.get("/guests/<slug>")
 def guest(slug: str):
     db = get_db()
-    person = queries.get_person(db, slug)
+    details = queries.person_details(db, slug)
+    person = details.person
     query, shortened = params.get_query(request.args, current_app.config["MAX_QUERY_CHARS"])
     problems = [f"Your query was shortened to {current_app.config['MAX_QUERY_CHARS']} characters."] if shortened else []
     mode = _lenient(params.get_mode, request.args, problems, "hybrid")
@@ -307,9 +307,8 @@ def guest(slug: str):
             problems.append(str(exc))
             status = exc.status
     html = render_template(
-        "guest.html", person=person, episodes=queries.person_episodes(db, person["id"]),
-        takeaways=queries.person_takeaways(db, person["id"]), query=query, mode=mode, groups=groups,
-        problems=problems,
+        "guest.html", person=person, episodes=details.episodes, takeaways=details.takeaways, query=query,
+        mode=mode, groups=groups, problems=problems,
     )
     return html, status
 
