@@ -20,6 +20,7 @@ import html
 import re
 import sys
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -27,7 +28,7 @@ import numpy as np
 import sqlite_utils
 
 from . import indexes
-from .embeddings import Embedder, SentenceTransformerEmbedder
+from .embeddings import Embedder, SentenceTransformerEmbedder, embed_query
 from .errors import SearchError
 from .fts import ParsedQuery, fts5_match, normalise, parse_query, tantivy_clause
 from .people import normalise_name
@@ -40,6 +41,7 @@ PLAIN_SNIPPET_CHARS = 240
 
 _embedders: dict[str, Embedder] = {}
 _embedders_lock = threading.Lock()
+_embedding_pool: ThreadPoolExecutor | None = None
 
 
 @dataclass(frozen=True)
@@ -101,20 +103,32 @@ def search(db: sqlite_utils.Database, query: str, mode: str = "hybrid", show=Non
     if allowed is not None and not len(allowed):
         return []
     lists: list[tuple[str, list[Hit]]] = []
+    query_vector = None
+    if mode in ("semantic", "hybrid") and (text := semantic_text(query)):
+        embedder = embedder or get_embedder()
+        query_vector = embed_in_background(embedder, text)  # while the keyword rankings run here
     if mode in ("keyword", "hybrid"):
         lists.extend(keyword_rankings(db, parsed, filters, allowed, depth, tuning, limit))
-    if mode in ("semantic", "hybrid"):
-        embedder = embedder or get_embedder()
-        lists.append(("semantic", semantic_ranking(db, semantic_text(query), embedder, allowed, depth)))
+    if query_vector is not None:
+        lists.append(("semantic", semantic_ranking(db, query_vector.result(), embedder.name, allowed, depth)))
     fused = fuse(lists, tuning, episodes_of_hits(db, lists))[:limit]
     return materialise(db, fused, parsed)
 
 
 def search_many(db: sqlite_utils.Database, queries, **options) -> list[list[SearchResult]]:
-    """Run several queries with the same options; the embedder is loaded once (for `podarchive search -`)."""
-    if options.get("mode", "hybrid") != "keyword" and options.get("embedder") is None:
-        options["embedder"] = get_embedder()
+    """Run several queries with the same options; the embedder is loaded (and traced) once, for
+    `podarchive search -`."""
+    if options.get("mode", "hybrid") != "keyword":
+        options["embedder"] = options.get("embedder") or get_embedder()
+        warm_up(options["embedder"])
     return [search(db, query, **options) for query in queries]
+
+
+def warm_up(embedder: Embedder) -> None:
+    """Load the embedder's model now and prepare its fast query path, where it has one."""
+    prepare = getattr(embedder, "warm_up", None)
+    if prepare:
+        prepare()
 
 
 def get_embedder(model: str | None = None) -> Embedder:
@@ -274,19 +288,28 @@ def semantic_text(query: str) -> str:
     return re.sub(r"\s+", " ", normalise(query).replace('"', " ").replace("*", " ")).strip()
 
 
-def semantic_ranking(db, text: str, embedder: Embedder, allowed, depth: int) -> list[Hit]:
-    if not text:
-        return []
-    index = indexes.vector_index(db, embedder.name)
+def embed_in_background(embedder: Embedder, text: str) -> Future:
+    """The query's vector, made on a pool thread (a traced model runs there without the GIL)."""
+    global _embedding_pool
+    with _embedders_lock:
+        if _embedding_pool is None:
+            _embedding_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="podarchive-query-embedding")
+    return _embedding_pool.submit(_embed_query_on_one_thread, embedder, text)
+
+
+def _embed_query_on_one_thread(embedder: Embedder, text: str) -> np.ndarray:
+    with one_torch_thread():
+        return embed_query(embedder, text)
+
+
+def semantic_ranking(db, vector: np.ndarray, model: str, allowed, depth: int) -> list[Hit]:
+    index = indexes.vector_index(db, model)
     if not len(index):
         return []
-    with one_torch_thread():
-        vector = np.asarray(embedder.embed([text]), dtype=np.float32)[0]
     if index.kind == "exact":
         found = index.search(vector, depth, allowed)
     else:
-        found = indexes.refine(db, embedder.name, vector,
-                               index.search(vector, depth * indexes.REFINE_FACTOR, allowed), depth)
+        found = indexes.refine(db, model, vector, index.search(vector, depth * indexes.REFINE_FACTOR, allowed), depth)
     return [Hit("passage", int(i), float(s)) for i, s in zip(found.ids, found.scores)]
 
 

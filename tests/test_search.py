@@ -1,5 +1,6 @@
 """Search on a small real archive (three DataTalks.Club transcripts, cut short) with the real embedder."""
 
+import numpy as np
 import pytest
 
 from archive.db import open_db
@@ -170,3 +171,21 @@ def test_episode_evidence_lifts_the_moments_of_the_episode_both_rankings_agree_o
     # a hit whose row has gone (no episode) still ranks by its own contributions
     del episode_of[("passage", 5)]
     assert {h.ref for h in fuse([("passage", keyword), ("semantic", semantic)], episode_of=episode_of)} == {1, 2, 3, 4, 5}
+
+
+def test_traced_query_path_gives_the_models_own_vectors(embedder):
+    queries = ["testing machine learning models before deployment", "ELT?", "how do I price my work " * 40]
+    embedder.warm_up()
+    assert embedder._query_encoder, "the default model should trace"
+    traced = np.stack([embedder.embed_query(q) for q in queries])
+    assert np.abs(traced - embedder.embed(queries)).max() < 1e-5
+
+
+def test_a_model_that_cannot_be_traced_keeps_the_eager_path(embedder, monkeypatch):
+    from archive.embeddings import TracedQueryEncoder
+
+    monkeypatch.setattr(TracedQueryEncoder, "_trace", classmethod(lambda cls, model: 1 / 0))
+    fresh = SentenceTransformerEmbedder()
+    fresh.warm_up()
+    assert fresh._query_encoder is None
+    assert np.allclose(fresh.embed_query("feature stores"), embedder.embed(["feature stores"])[0], atol=1e-5)

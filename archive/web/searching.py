@@ -59,14 +59,16 @@ def get_embedder(app: Flask | None = None) -> Embedder:
 
 
 def loaded_embedder(app: Flask | None = None) -> Embedder:
-    """The app's embedder with its model in memory: the first searches of a busy site arrive together, and
-    the model must load once, not once per request thread."""
+    """The app's embedder with its model in memory and traced for queries: the first searches of a busy site
+    arrive together, and the model must load once, not once per request thread."""
+    from archive.search import warm_up
+
     app = app or current_app._get_current_object()
     embedder = get_embedder(app)
     if not app.extensions.get(_LOADED_KEY):
         with _embedder_lock:
             if not app.extensions.get(_LOADED_KEY):
-                _ = embedder.dims  # a sentence-transformers embedder loads its model to answer
+                warm_up(embedder)
                 app.extensions[_LOADED_KEY] = True
     return embedder
 
