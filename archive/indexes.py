@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import fcntl
 import json
 import logging
 import math
@@ -50,10 +51,16 @@ KINDS = ("passage", "takeaway", "episode")
 FETCH_CHUNK = 20_000
 
 _cache: dict[tuple, object] = {}
-_cache_lock = threading.Lock()
+_cache_lock = threading.Lock()  # held briefly, never while an index builds
+_build_lock = threading.Lock()  # one build at a time in this process
 _refreshing: set[tuple] = set()
 _last_refresh: dict[tuple, float] = {}
-STALE_REFRESH_SECONDS = 30.0  # a site under a busy ingest rebuilds each index at most this often
+_build_seconds: dict[tuple, float] = {}
+STALE_REFRESH_SECONDS = 30.0  # a site under a busy ingest refreshes each index at most this often
+# ... and rebuilds spend at most this share of one core: the next waits (1 / share) times as long as the last took.
+# Measured under bench/web_load.py: a Tantivy + faiss rebuild of 43k passages took seconds of CPU, and rebuilding
+# every 30 s in each server process was what pushed page latencies up on 2 cores.
+REBUILD_CPU_SHARE = 0.1
 _stale_ok = contextvars.ContextVar("podarchive_stale_ok", default=False)
 
 
@@ -70,16 +77,18 @@ def serving_stale():
         _stale_ok.reset(token)
 
 
-def _serve_stale(db: sqlite_utils.Database, key: tuple, cached, rebuild: bool, build) -> bool:
-    """True when the caller may use `cached` while `build(connection)` refreshes it in the background."""
+def _serve_stale(db: sqlite_utils.Database, key: tuple, cached, rebuild: bool, build, load_newer=None) -> bool:
+    """True when the caller may use `cached` while it is refreshed in the background: from a newer index another
+    process saved (`load_newer(directory, version)`), else by `build(connection)`. One process builds at a time
+    (a lock file in the index folder); the others pick up what it saved."""
     path = db_file(db)
     if cached is None or rebuild or not _stale_ok.get() or path is None:
         return False
     with _cache_lock:
-        if key in _refreshing or time.monotonic() - _last_refresh.get(key, -math.inf) < STALE_REFRESH_SECONDS:
+        wait = max(STALE_REFRESH_SECONDS, _build_seconds.get(key, 0.0) / REBUILD_CPU_SHARE)
+        if key in _refreshing or time.monotonic() - _last_refresh.get(key, -math.inf) < wait:
             return True
         _refreshing.add(key)
-        _last_refresh[key] = time.monotonic()
 
     def refresh():
         from .db import connect
@@ -87,17 +96,103 @@ def _serve_stale(db: sqlite_utils.Database, key: tuple, cached, rebuild: bool, b
         try:
             conn = connect(path, readonly=True)
             try:
-                build(conn)
+                _refresh(conn, key, cached, build, load_newer)
             finally:
                 conn.conn.close()
         except Exception:  # noqa: BLE001 - the next search tries again; the stale index keeps serving
-            log.exception("background rebuild of %s failed", key)
+            log.exception("background refresh of %s failed", key)
         finally:
             with _cache_lock:
+                _last_refresh[key] = time.monotonic()
                 _refreshing.discard(key)
 
     threading.Thread(target=refresh, name=f"podarchive-index-{key[1]}", daemon=True).start()
     return True
+
+
+def _refresh(conn: sqlite_utils.Database, key: tuple, cached, build, load_newer) -> None:
+    directory = _writable_dir(conn)
+    if directory is None or load_newer is None:
+        _timed(key, lambda: build(conn))
+        return
+    if _take_newer(key, directory, cached, load_newer):
+        return
+    with _index_lock(directory, exclusive=True, wait=False) as locked:
+        if not locked:  # another process is building it: its index is taken on a later refresh
+            return
+        _timed(key, lambda: _build_in_child(db_file(conn), key))
+    _take_newer(key, directory, cached, load_newer)
+
+
+def _saved_index(db: sqlite_utils.Database, key: tuple, load_newer):
+    """When serving stale, a process with nothing cached starts from whatever index was saved, however old,
+    rather than building one while its first search waits."""
+    directory = index_dir(db)
+    if load_newer is None or not _stale_ok.get() or directory is None or not directory.is_dir():
+        return None
+    with _index_lock(directory, exclusive=False):
+        index = load_newer(directory, -1)
+    if index is not None:
+        with _cache_lock:
+            _cache.setdefault(key, index)
+    return index
+
+
+def _take_newer(key: tuple, directory: Path, cached, load_newer) -> bool:
+    with _index_lock(directory, exclusive=False):  # waits while another process saves
+        newer = load_newer(directory, cached.version)
+    if newer is not None:
+        with _cache_lock:
+            _cache[key] = newer
+    return newer is not None
+
+
+def _timed(key: tuple, build) -> None:
+    """Run `build`, recording the CPU seconds it took (returned by `build`, else this process's)."""
+    started = time.process_time()
+    seconds = build()
+    with _cache_lock:
+        _build_seconds[key] = seconds if seconds is not None else time.process_time() - started
+
+
+def _build_in_child(path: str, key: tuple) -> float:
+    """Build a side index in a child process at low priority and save it to the index folder. In the server's
+    own process, Tantivy's commit and faiss' training hold the GIL for seconds, stalling every request thread
+    (measured: p99 of 4 s in bench/web_load.py). Returns the child's CPU seconds."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "archive.indexes", path, *key[1:]]
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(child.pid, 0)  # wait4: the child's own CPU time
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode:
+            errors.seek(0)
+            message = errors.read().decode(errors="replace").strip()[-500:]
+            raise RuntimeError(f"building the {key[1]} index failed: {message}")
+    return usage.ru_utime + usage.ru_stime
+
+
+@contextlib.contextmanager
+def _index_lock(directory: Path, exclusive: bool, wait: bool = True):
+    """A lock on the index folder shared by every process of the archive; yields whether it was taken."""
+    try:
+        handle = open(directory / ".lock", "a+")
+    except OSError:  # a read-only folder: no process saves there, nothing to wait for
+        yield True
+        return
+    with handle:
+        mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(handle, mode)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # -- where and when -------------------------------------------------------------------------------------------
@@ -346,6 +441,14 @@ class IVFVectorIndex:
         index.set_direct_map_type(faiss.DirectMap.Hashtable)
         return cls(index, arrays["ids"], arrays["episodes"], version, nprobe)
 
+    @classmethod
+    def load_newer(cls, directory: Path, model: str, newer_than: int, nprobe: int = DEFAULT_NPROBE):
+        """The saved index if it is newer than `newer_than` (another process built it), else None."""
+        meta = _read_meta(directory, f"vectors-{model_slug(model)}")
+        if not meta or meta.get("model") != model or meta.get("version", -1) <= newer_than:
+            return None
+        return cls.load(directory, model, meta["version"], nprobe)
+
 
 def refine(db: sqlite_utils.Database, model: str, query: np.ndarray, hits: VectorHits, k: int) -> VectorHits:
     """Re-score approximate hits with their exact float32 vectors (8-bit codes blur close scores) and keep the
@@ -383,9 +486,14 @@ def vector_index(db: sqlite_utils.Database, model: str, *, large: bool | None = 
     cached = _cache.get(key)
     if cached is not None and cached.version == version and not rebuild:
         return cached
-    if _serve_stale(db, key, cached, rebuild, lambda conn: vector_index(conn, model, large=large, nprobe=nprobe)):
+    saved = cached.kind != "exact" if cached is not None else _stale_ok.get() and is_large(db)
+    load_newer = (lambda directory, newer_than: IVFVectorIndex.load_newer(directory, model, newer_than, nprobe)
+                  ) if saved else None
+    cached = cached or _saved_index(db, key, load_newer)
+    if _serve_stale(db, key, cached, rebuild, lambda conn: vector_index(conn, model, large=large, nprobe=nprobe),
+                    load_newer):
         return cached
-    with _cache_lock:
+    with _build_lock:
         cached = _cache.get(key)
         if cached is not None and cached.version == version and not rebuild:
             return cached
@@ -496,9 +604,10 @@ def keyword_index(db: sqlite_utils.Database, *, rebuild: bool = False, progress=
     cached = _cache.get(key)
     if cached is not None and cached.version == version and not rebuild:
         return cached
-    if _serve_stale(db, key, cached, rebuild, keyword_index):
+    cached = cached or _saved_index(db, key, _open_newer_keywords)
+    if _serve_stale(db, key, cached, rebuild, keyword_index, _open_newer_keywords):
         return cached
-    with _cache_lock:
+    with _build_lock:
         cached = _cache.get(key)
         if cached is not None and cached.version == version and not rebuild:
             return cached
@@ -527,6 +636,13 @@ def keyword_index(db: sqlite_utils.Database, *, rebuild: bool = False, progress=
         return index
 
 
+def _open_newer_keywords(directory: Path, newer_than: int) -> KeywordIndex | None:
+    meta = _read_meta(directory, "keywords")
+    if not meta or meta.get("format") != KEYWORD_FORMAT or meta.get("version", -1) <= newer_than:
+        return None
+    return _open_keywords(directory / "keywords", meta["version"])
+
+
 def _open_keywords(path: Path, version: int) -> KeywordIndex | None:
     import tantivy
 
@@ -545,3 +661,23 @@ def forget(db: sqlite_utils.Database | None = None) -> None:
         key = cache_key(db)
         for cached in [k for k in _cache if k[0] == key]:
             del _cache[cached]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m archive.indexes DB keywords|vectors [MODEL]`: rebuild one side index and save it (how a
+    server refreshes one without stalling its own requests)."""
+    import sys
+
+    from .db import connect
+
+    path, what, *model = argv if argv is not None else sys.argv[1:]
+    os.nice(10)  # the server's requests come first
+    db = connect(path, readonly=True)
+    if what == "keywords":
+        keyword_index(db, rebuild=True)
+    else:
+        vector_index(db, model[0], large=True, rebuild=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,7 @@ imports nothing from the ingest pipeline.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import re
 import sys
@@ -36,7 +37,7 @@ from .records import SearchResult
 
 MODES = ("hybrid", "keyword", "semantic")
 MAX_LIMIT = 1000
-SNIPPET_TOKENS = 40
+SNIPPET_CHARS = 260  # about 40 words
 PLAIN_SNIPPET_CHARS = 240
 
 _embedders: dict[str, Embedder] = {}
@@ -478,6 +479,27 @@ class QueryTerms:
                 stems.update(_analyzer().analyze(word))
         return cls(frozenset(stems), tuple(prefixes))
 
+    @functools.cached_property
+    def candidates(self) -> re.Pattern | None:
+        """Words that may be marked: those beginning like a stem (its last letter dropped, as the stemmer may
+        have changed it: "studi" from "study") or a prefix. `marks` checks each one's stem."""
+        starts = {stem[:-1] if len(stem) > 3 else stem for stem in self.stems if stem} | set(self.prefixes)
+        if not starts:
+            return None
+        alternatives = "|".join(re.escape(start) for start in sorted(starts, key=len, reverse=True))
+        return re.compile(rf"(?<![^\W_])(?:{alternatives})[^\W_]*", re.IGNORECASE)
+
+    def marks(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of the words to mark in `text`."""
+        if self.candidates is None:
+            return []
+        spans = []
+        for match in self.candidates.finditer(text):
+            word = match.group().lower()
+            if _stem(word) in self.stems or (self.prefixes and word.startswith(self.prefixes)):
+                spans.append(match.span())
+        return spans
+
 
 _analyzers: list = []
 
@@ -492,38 +514,49 @@ def _analyzer():
     return _analyzers[0]
 
 
-def snippet(text: str | None, terms: QueryTerms, window: int = SNIPPET_TOKENS) -> str:
-    """The part of `text` (about `window` words) with the most query words, HTML-escaped, the words in <mark>."""
-    text = re.sub(r"\s+", " ", text or "").strip()
-    tokens = _analyzer().pre_tokenize(text).tokens if text else []
-    marked = [i for i, t in enumerate(tokens) if t.text in terms.stems
-              or (terms.prefixes and text[t.char_offset_from:t.char_offset_to].lower().startswith(terms.prefixes))]
-    if not marked:
+_stems: dict[str, str] = {}
+
+
+def _stem(word: str) -> str:
+    """The index's stem of one lower-case word, remembered: snippets meet the same words again and again."""
+    stem = _stems.get(word)
+    if stem is None:
+        if len(_stems) > 200_000:
+            _stems.clear()
+        analysed = _analyzer().analyze(word)
+        stem = _stems[word] = analysed[0] if analysed else ""
+    return stem
+
+
+def snippet(text: str | None, terms: QueryTerms, window: int = SNIPPET_CHARS) -> str:
+    """The part of `text` (about `window` characters, cut between words) with the most query words, HTML-escaped,
+    the words in <mark>."""
+    text = " ".join((text or "").split())
+    spans = terms.marks(text)
+    if not spans:
         return plain_snippet(text)
-    best, count, j = marked[0], 0, 0
-    for i, first in enumerate(marked):  # the window starting at a marked word that holds the most marked words
-        while j < len(marked) and marked[j] < first + window:
+    best, count, j = spans[0][0], 0, 0
+    for i, (first, _) in enumerate(spans):  # the window starting at a marked word that holds the most of them
+        while j < len(spans) and spans[j][1] <= first + window:
             j += 1
         if j - i > count:
             best, count = first, j - i
-    first = max(0, best - window // 4)
-    last = min(len(tokens), first + window) - 1
-    start = tokens[first].char_offset_from if first else 0
-    end = tokens[last].char_offset_to if last < len(tokens) - 1 else len(text)
+    start = max(0, text.rfind(" ", 0, max(0, best - window // 4)) + 1)
+    end = text.find(" ", start + window)
+    end = len(text) if end < 0 else end
     pieces, cursor = ["…" if start else ""], start
-    for i in marked:
-        if first <= i <= last:
-            token = tokens[i]
-            pieces.append(html.escape(text[cursor:token.char_offset_from]))
-            pieces.append("<mark>" + html.escape(text[token.char_offset_from:token.char_offset_to]) + "</mark>")
-            cursor = token.char_offset_to
+    for word_start, word_end in spans:
+        if start <= word_start and word_end <= end:
+            pieces.append(html.escape(text[cursor:word_start]))
+            pieces.append("<mark>" + html.escape(text[word_start:word_end]) + "</mark>")
+            cursor = word_end
     pieces.append(html.escape(text[cursor:end]))
     pieces.append("…" if end < len(text) else "")
     return "".join(pieces)
 
 
 def plain_snippet(text: str | None) -> str:
-    text = re.sub(r"\s+", " ", text or "").strip()
+    text = " ".join((text or "").split())
     if len(text) > PLAIN_SNIPPET_CHARS:
         text = text[:PLAIN_SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"
     return html.escape(text)

@@ -1,5 +1,7 @@
 """The index stage: embeddings keyed by model and content hash, FTS5 tables, the side indexes and build_index."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -338,4 +340,110 @@ def test_the_site_searches_a_stale_index_while_it_rebuilds_in_the_background(tmp
     while time.monotonic() < deadline and len(indexes._cache[key]) != 2:
         time.sleep(0.05)
     assert len(indexes.vector_index(db, embedder.name)) == 2
+    indexes.forget(db)
+
+
+def test_a_stale_site_takes_the_index_another_process_saved_instead_of_building(tmp_path, monkeypatch):
+    import time
+
+    db = open_db(tmp_path / "shared.db")
+    show = add_show(db, "Show")
+    for i, topic in enumerate(["relational databases", "data pipelines"]):
+        add_segments(db, add_episode(db, show, f"g{i}", f"Episode {i}"), [Segment(0, 30, f"Today: {topic}.")])
+    embedder = FakeEmbedder()
+    index_all(db, embedder)
+    monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 0)
+    ours = {"keywords": indexes.keyword_index(db), "vectors": indexes.vector_index(db, embedder.name)}
+    add_segments(db, add_episode(db, show, "g2", "Episode 2"), [Segment(0, 30, "Today: running marathons.")])
+    index_all(db, embedder)
+    # Another server process rebuilds and saves; this one still holds the old indexes in memory.
+    indexes.keyword_index(db, rebuild=True)
+    indexes.vector_index(db, embedder.name, rebuild=True)
+    keys = {"keywords": (indexes.cache_key(db), "keywords"), "vectors": (indexes.cache_key(db), "vectors", embedder.name)}
+    for name, key in keys.items():
+        indexes._cache[key] = ours[name]
+        indexes._last_refresh.pop(key, None)
+    monkeypatch.setattr(indexes.KeywordIndex, "build", classmethod(lambda *a, **k: 1 / 0))
+    monkeypatch.setattr(indexes.IVFVectorIndex, "build", classmethod(lambda *a, **k: 1 / 0))
+    with indexes.serving_stale():
+        assert indexes.keyword_index(db) is ours["keywords"]
+        assert indexes.vector_index(db, embedder.name) is ours["vectors"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(indexes._cache[k] is ours[n] for n, k in keys.items()):
+        time.sleep(0.05)
+    assert len(indexes._cache[keys["vectors"]]) == 3
+    assert indexes._cache[keys["keywords"]].search(['"marathons"'], "passage", 5)
+    indexes.forget(db)
+
+
+def test_background_rebuilds_wait_in_proportion_to_how_long_the_last_one_took(tmp_path, monkeypatch):
+    import time
+
+    db = open_db(tmp_path / "duty.db")
+    key = ("k", "keywords")
+    started = []
+    indexes._build_seconds[key] = 10.0  # the last build took 10 s of CPU: the next waits 100 s
+    indexes._last_refresh[key] = time.monotonic() - 60
+    with indexes.serving_stale():
+        assert indexes._serve_stale(db, key, object(), False, started.append)
+    assert started == [] and key not in indexes._refreshing
+    indexes._build_seconds[key] = 1.0  # 10 s: due
+    with indexes.serving_stale():
+        assert indexes._serve_stale(db, key, object(), False, started.append)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not started:
+        time.sleep(0.05)
+    assert len(started) == 1
+    for table in (indexes._build_seconds, indexes._last_refresh):
+        table.pop(key, None)
+
+
+def test_a_stale_large_index_is_rebuilt_in_a_child_process(tmp_path, monkeypatch):
+    import time
+
+    db = open_db(tmp_path / "child.db")
+    show = add_show(db, "Show")
+    add_segments(db, add_episode(db, show, "g0", "Episode 0"), [Segment(0, 30, "Today: relational databases.")])
+    embedder = FakeEmbedder()
+    index_all(db, embedder)
+    monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 0)
+    first = indexes.keyword_index(db)
+    add_segments(db, add_episode(db, show, "g1", "Episode 1"), [Segment(0, 30, "Today: running marathons.")])
+    index_all(db, embedder)
+    key = (indexes.cache_key(db), "keywords")
+    indexes._last_refresh.pop(key, None)
+    built_here = []
+    monkeypatch.setattr(indexes.KeywordIndex, "build", classmethod(lambda *a, **k: built_here.append(1)))
+    with indexes.serving_stale():
+        assert indexes.keyword_index(db) is first
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and indexes._cache[key] is first:
+        time.sleep(0.1)
+    assert indexes._cache[key].version == indexes.search_version(db, "text")
+    assert indexes._cache[key].search(['"marathons"'], "passage", 5) and not built_here
+    assert indexes._build_seconds[key] > 0
+    indexes.forget(db)
+
+
+def test_a_new_server_process_starts_from_the_saved_index_however_old(tmp_path, monkeypatch):
+    db = open_db(tmp_path / "restart.db")
+    show = add_show(db, "Show")
+    add_segments(db, add_episode(db, show, "g0", "Episode 0"), [Segment(0, 30, "Today: relational databases.")])
+    embedder = FakeEmbedder()
+    index_all(db, embedder)
+    monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 0)
+    saved = {"keywords": indexes.keyword_index(db).version, "vectors": indexes.vector_index(db, embedder.name).version}
+    add_segments(db, add_episode(db, show, "g1", "Episode 1"), [Segment(0, 30, "Today: running marathons.")])
+    index_all(db, embedder)
+    indexes.forget(db)  # as in a process that has not searched yet
+    monkeypatch.setattr(indexes, "STALE_REFRESH_SECONDS", 3600.0)  # no background refresh in this test
+    for key in [(indexes.cache_key(db), "keywords"), (indexes.cache_key(db), "vectors", embedder.name)]:
+        indexes._last_refresh[key] = time.monotonic()
+    monkeypatch.setattr(indexes.KeywordIndex, "build", classmethod(lambda *a, **k: 1 / 0))
+    monkeypatch.setattr(indexes.IVFVectorIndex, "build", classmethod(lambda *a, **k: 1 / 0))
+    with indexes.serving_stale():
+        assert indexes.keyword_index(db).version == saved["keywords"]
+        assert indexes.vector_index(db, embedder.name).version == saved["vectors"]
+    for key in list(indexes._last_refresh):
+        indexes._last_refresh.pop(key)
     indexes.forget(db)
