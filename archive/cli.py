@@ -194,22 +194,28 @@ def describe_index(index_report) -> str:
 @click.option("--mode", type=click.Choice(SEARCH_MODES), default="hybrid", show_default=True)
 @click.option("--show", default=None, help="Only this show (id or title).")
 @click.option("--guest", default=None, help="Only episodes with this guest (name or slug).")
+@click.option("--speaker", default=None,
+              help="Only what this person said (name or slug): their passages, by the transcript's speaker labels.")
 @click.option("--since", default=None, help="Only episodes published on or after this date (YYYY-MM-DD).")
 @click.option("--until", default=None, help="Only episodes published on or before this date (YYYY-MM-DD).")
 @click.option("--limit", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of results.")
 @click.option("--embedding-model", default=None, help="sentence-transformers model used to build the index.")
 @library_errors
-def search(query, db_path, mode, show, guest, since, until, limit, as_json, embedding_model):
+def search(query, db_path, mode, show, guest, speaker, since, until, limit, as_json, embedding_model):
     """Search transcripts, takeaways, notes and guests. QUERY `-` reads one query per line from standard
     input and prints one JSON list per line (models loaded once)."""
     from .embeddings import SentenceTransformerEmbedder
     from .search import search as run_search
+    from .search import warm_up
 
     db = open_archive(db_path)
     embedder = SentenceTransformerEmbedder(embedding_model)
-    options = dict(mode=mode, show=show, guest=guest, since=since, until=until, limit=limit, embedder=embedder)
+    options = dict(mode=mode, show=show, guest=guest, speaker=speaker, since=since, until=until, limit=limit,
+                   embedder=embedder)
     if query == "-":
+        if mode != "keyword":
+            warm_up(embedder)  # many queries: load the model once and trace it for queries
         for line in sys.stdin:
             results = run_search(db, line.rstrip("\n"), **options)
             click.echo(json.dumps([result_json(r) for r in results], ensure_ascii=False))

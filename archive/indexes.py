@@ -456,9 +456,12 @@ def refine(db: sqlite_utils.Database, model: str, query: np.ndarray, hits: Vecto
     if not len(hits.ids):
         return hits
     ids = [int(i) for i in hits.ids]
-    rows = db.execute(
-        "SELECT p.id, e.vector FROM passages p CROSS JOIN embeddings e ON e.model = ? AND e.content_hash = p.content_hash "
-        f"WHERE p.id IN ({','.join('?' * len(ids))})", [model, *ids]).fetchall()
+    rows = []
+    for at in range(0, len(ids), FETCH_CHUNK):  # within SQLite's limit on parameters
+        chunk = ids[at:at + FETCH_CHUNK]
+        rows += db.execute(
+            "SELECT p.id, e.vector FROM passages p CROSS JOIN embeddings e ON e.model = ? AND e.content_hash = p.content_hash "
+            f"WHERE p.id IN ({','.join('?' * len(chunk))})", [model, *chunk]).fetchall()
     if not rows:
         return VectorHits(np.zeros(0, np.int64), np.zeros(0, np.float32))
     found = np.array([r[0] for r in rows], dtype=np.int64)

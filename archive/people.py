@@ -58,6 +58,13 @@ def normalise_name(name: str) -> str:
     return " ".join(name_tokens(name))
 
 
+def same_person(label: str, name: str) -> bool:
+    """Whether a transcript's speaker label names this person: all of one's name words are in the other's
+    ("Jakob" or "Dr. Jakob Graff (guest)" for Jakob Graff)."""
+    label_words, name_words = set(name_tokens(label)), set(name_tokens(name))
+    return bool(label_words and name_words) and (label_words <= name_words or name_words <= label_words)
+
+
 def slugify(name: str) -> str:
     return "-".join(name_tokens(name)) or "person"
 

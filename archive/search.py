@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import html
+import json
 import re
 import sys
 import threading
@@ -32,7 +33,7 @@ from . import indexes
 from .embeddings import Embedder, SentenceTransformerEmbedder, embed_query
 from .errors import SearchError
 from .fts import ParsedQuery, fts5_match, normalise, parse_query, tantivy_clause
-from .people import normalise_name
+from .people import normalise_name, same_person
 from .records import SearchResult
 
 MODES = ("hybrid", "keyword", "semantic")
@@ -78,6 +79,7 @@ class Hit:
 class Filters:
     sql: str = ""  # condition on episodes aliased `e`
     params: list = field(default_factory=list)
+    passages: frozenset[int] | None = None  # only these passages (one person's words): no takeaways, no notes
 
     @property
     def active(self) -> bool:
@@ -88,14 +90,16 @@ class Filters:
 
 def search(db: sqlite_utils.Database, query: str, mode: str = "hybrid", show=None, guest=None, since=None,
            until=None, limit: int = 10, embedder: Embedder | None = None,
-           tuning: SearchTuning | None = None) -> list[SearchResult]:
+           tuning: SearchTuning | None = None, speaker=None) -> list[SearchResult]:
     """Search passages, takeaways and episode notes. Raises SearchError for a bad mode, limit or filter.
+    `guest` keeps the episodes a person appears in; `speaker` keeps only what they said there (passages with
+    their speaker label, or with none: see `spoken_passages`).
     An empty query (or one with no word in it) gives no results."""
     if mode not in MODES:
         raise SearchError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
     limit = _check_limit(limit)
     tuning = tuning or DEFAULT_TUNING
-    filters = resolve_filters(db, show, guest, since, until)
+    filters = resolve_filters(db, show, guest, since, until, speaker)
     parsed = parse_query(query if isinstance(query, str) else "")
     if parsed.empty:
         return []
@@ -111,7 +115,8 @@ def search(db: sqlite_utils.Database, query: str, mode: str = "hybrid", show=Non
     if mode in ("keyword", "hybrid"):
         lists.extend(keyword_rankings(db, parsed, filters, allowed, depth, tuning, limit))
     if query_vector is not None:
-        lists.append(("semantic", semantic_ranking(db, query_vector.result(), embedder.name, allowed, depth)))
+        lists.append(("semantic", semantic_ranking(db, query_vector.result(), embedder.name, allowed, depth,
+                                                   filters.passages)))
     fused = fuse(lists, tuning, episodes_of_hits(db, lists))[:limit]
     return materialise(db, fused, parsed)
 
@@ -171,8 +176,9 @@ def parse_date(value, name: str) -> dt.date | None:
         raise SearchError(f"{name} must be a date like 2024-01-31, not {text[:40]!r}") from None
 
 
-def resolve_filters(db: sqlite_utils.Database, show=None, guest=None, since=None, until=None) -> Filters:
-    clauses, params = [], []
+def resolve_filters(db: sqlite_utils.Database, show=None, guest=None, since=None, until=None,
+                    speaker=None) -> Filters:
+    clauses, params, passages = [], [], None
     if show not in (None, ""):
         clauses.append("e.show_id = ?")
         params.append(_show_id(db, show))
@@ -180,6 +186,11 @@ def resolve_filters(db: sqlite_utils.Database, show=None, guest=None, since=None
         clauses.append("e.id IN (SELECT episode_id FROM episode_people WHERE person_id IN "
                        f"({','.join('?' * len(ids))}))" if (ids := _person_ids(db, guest)) else "0")
         params.extend(ids)
+    if speaker not in (None, ""):
+        ids = _person_ids(db, speaker)
+        clauses.append(f"e.id IN (SELECT episode_id FROM episode_people WHERE person_id IN ({','.join('?' * len(ids))}))")
+        params.extend(ids)
+        passages = spoken_passages(db, ids)
     start, end = parse_date(since, "since"), parse_date(until, "until")
     if start and end and start > end:
         raise SearchError(f"since ({start}) is after until ({end})")
@@ -189,7 +200,7 @@ def resolve_filters(db: sqlite_utils.Database, show=None, guest=None, since=None
     if end:
         clauses.append("e.published < ?")  # until is a whole day: everything before the next one
         params.append((end + dt.timedelta(days=1)).isoformat())
-    return Filters(" AND ".join(clauses), params)
+    return Filters(" AND ".join(clauses), params, passages)
 
 
 def _show_id(db, show) -> int:
@@ -212,6 +223,19 @@ def _person_ids(db, guest) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
+def spoken_passages(db, person_ids: list[int]) -> frozenset[int]:
+    """The passages of these people's episodes that they may speak in: those whose speaker label names them
+    (`same_person`), and those with no label (an unlabelled transcript, or a passage that mixes speakers)."""
+    marks = ",".join("?" * len(person_ids))
+    names = [r[0] for r in db.execute(f"SELECT name FROM people WHERE id IN ({marks})", person_ids)]
+    rows = db.execute(
+        f"SELECT id, speaker FROM passages WHERE episode_id IN "
+        f"(SELECT episode_id FROM episode_people WHERE person_id IN ({marks}))", person_ids).fetchall()
+    speakers = {speaker for _, speaker in rows if speaker}
+    theirs = {speaker for speaker in speakers if any(same_person(speaker, name) for name in names)}
+    return frozenset(passage for passage, speaker in rows if not speaker or speaker in theirs)
+
+
 def _allowed_episodes(db, filters: Filters) -> np.ndarray | None:
     if not filters.active:
         return None
@@ -232,12 +256,13 @@ def keyword_rankings(db, parsed: ParsedQuery, filters: Filters, allowed, depth: 
     if not _has_fts(db):
         raise SearchError("this archive has no search index yet: run `podarchive index`")
     if indexes.is_large(db):
-        rank = _tantivy_ranker(db, parsed, allowed)
+        rank = _tantivy_ranker(db, parsed, allowed, filters.passages)
     else:
         rank = _fts5_ranker(db, parsed, filters)
     lists = []
     or_below = limit if tuning.or_below is None else tuning.or_below
-    for kind in indexes.KINDS:
+    kinds = indexes.KINDS if filters.passages is None else ("passage",)
+    for kind in kinds:
         operator = tuning.keyword_operator
         hits = rank(kind, operator, depth)
         if operator == "AND" and len(hits) < or_below and len(parsed.required()) > 1:
@@ -262,21 +287,30 @@ def _fts5_ranker(db, parsed: ParsedQuery, filters: Filters):
             return []
         fts, table, weights, episode = _FTS5_SQL[kind]
         where = f" AND {filters.sql}" if filters.active else ""
+        params = [match, *filters.params]
+        if filters.passages is not None:
+            where += " AND r.id IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(sorted(filters.passages)))
         sql = (
             f"SELECT r.id, bm25({fts}{weights}) AS score FROM {fts} JOIN {table} r ON r.rowid = {fts}.rowid "
             f"JOIN episodes e ON e.id = {episode} WHERE {fts} MATCH ?{where} ORDER BY score LIMIT ?"
         )
-        rows = db.execute(sql, [match, *filters.params, depth]).fetchall()
+        rows = db.execute(sql, [*params, depth]).fetchall()
         return [Hit(kind, int(r[0]), -float(r[1])) for r in rows]
 
     return rank
 
 
-def _tantivy_ranker(db, parsed: ParsedQuery, allowed):
+def _tantivy_ranker(db, parsed: ParsedQuery, allowed, passages: frozenset[int] | None):
     index = indexes.keyword_index(db)
+    clauses = [tantivy_clause(c) for c in parsed.required()]
 
     def rank(kind: str, operator: str, depth: int) -> list[Hit]:
-        found = index.search([tantivy_clause(c) for c in parsed.required()], kind, depth, operator, allowed)
+        if passages is None:
+            found = index.search(clauses, kind, depth, operator, allowed)
+        else:  # the index filters by episode only: every hit of those episodes, then the speaker's passages
+            found = [f for f in index.search(clauses, kind, 2 * len(passages) + depth, operator, allowed)
+                     if f[0] in passages][:depth]
         return [Hit(kind, ref, score) for ref, score in found]
 
     return rank
@@ -303,7 +337,12 @@ def _embed_query_on_one_thread(embedder: Embedder, text: str) -> np.ndarray:
         return embed_query(embedder, text)
 
 
-def semantic_ranking(db, vector: np.ndarray, model: str, allowed, depth: int) -> list[Hit]:
+def semantic_ranking(db, vector: np.ndarray, model: str, allowed, depth: int,
+                     passages: frozenset[int] | None = None) -> list[Hit]:
+    if passages is not None:  # one person's words: few enough to score every one exactly
+        found = indexes.refine(db, model, vector, indexes.VectorHits(np.array(sorted(passages), dtype=np.int64),
+                                                                      np.zeros(len(passages), np.float32)), depth)
+        return [Hit("passage", int(i), float(s)) for i, s in zip(found.ids, found.scores)]
     index = indexes.vector_index(db, model)
     if not len(index):
         return []

@@ -189,3 +189,60 @@ def test_a_model_that_cannot_be_traced_keeps_the_eager_path(embedder, monkeypatc
     fresh.warm_up()
     assert fresh._query_encoder is None
     assert np.allclose(fresh.embed_query("feature stores"), embedder.embed(["feature stores"])[0], atol=1e-5)
+
+
+@pytest.fixture
+def two_voices(monkeypatch):
+    """A labelled interview (host Sam, guest Ada Byron) and an unlabelled one with the same guest."""
+    from archive.db import memory_db
+
+    db = memory_db()
+    show = add_show(db, "Show")
+    labelled = add_episode(db, show, "labelled", "Interview one")
+    add_segments(db, labelled, [
+        Segment(0, 40, "Sam here. I keep asking everyone about feature stores and offline evaluation.", "Sam"),
+        Segment(40, 80, "Feature stores saved our team weeks: one place for training and serving features.",
+                "Ada"),
+        Segment(80, 120, "And what about monitoring drift in production systems for your models?", "Sam"),
+    ])
+    unlabelled = add_episode(db, show, "unlabelled", "Interview two")
+    add_segments(db, unlabelled, [Segment(0, 40, "Drift monitoring and feature stores, both again today.")])
+    other = add_episode(db, show, "other", "Without Ada")
+    add_segments(db, other, [Segment(0, 40, "Nobody here says anything about feature stores at all.", "Sam")])
+    add_person(db, labelled, "Ada Byron", "ada-byron")
+    db["episode_people"].insert({"episode_id": unlabelled, "person_id": 1, "role": "guest", "source": "feed"})
+    index_all(db, FakeEmbedder())
+    return db
+
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
+@pytest.mark.parametrize("large", [False, True])
+def test_speaker_keeps_only_what_that_person_said(two_voices, mode, large, monkeypatch):
+    from archive import indexes
+
+    if large:
+        monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 0)
+    try:
+        everyone = search(two_voices, "feature stores", mode=mode, embedder=FakeEmbedder(), limit=20)
+        theirs = search(two_voices, "feature stores", mode=mode, embedder=FakeEmbedder(), limit=20, speaker="Ada Byron")
+    finally:
+        indexes.forget(two_voices)
+    assert {r.episode_guid for r in everyone} == {"labelled", "unlabelled", "other"}
+    assert {(r.episode_guid, r.speaker) for r in theirs} == {("labelled", "Ada"), ("unlabelled", None)}
+    assert all(r.kind == "passage" for r in theirs)
+
+
+def test_speaker_must_be_someone_in_the_archive(two_voices):
+    with pytest.raises(SearchError, match="no guest"):
+        search(two_voices, "drift", mode="keyword", speaker="Nobody Atall")
+
+
+@pytest.mark.parametrize("label, name, same", [
+    ("Ada", "Ada Byron", True), ("Dr. Ada Byron (guest)", "Ada Byron", True), ("ADA BYRON", "Ada Byron", True),
+    ("Sam", "Ada Byron", False), ("", "Ada Byron", False), ("SPEAKER_01", "Ada Byron", False),
+    ("Byron", "Ada Byron", True), ("Ada Lovelace", "Ada Byron", False),
+])
+def test_same_person(label, name, same):
+    from archive.people import same_person
+
+    assert same_person(label, name) is same

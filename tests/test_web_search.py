@@ -122,10 +122,10 @@ def test_bad_filters_are_explained_not_crashed_on(client, params):
     assert 'class="notice"' in text(response)
 
 
-def test_guest_page_searches_within_their_episodes(client, ids):
+def test_guest_page_searches_within_their_words(client, ids):
     page = text(client.get("/guests/mohamed-elgendy?q=drift&mode=keyword"))
     assert f'href="/episodes/{ids["ep70"]}?t=' in page
-    assert "Product Analytics" not in page.split("Search Mohamed Elgendy's conversations")[1].split("<h2")[0]
+    assert "Product Analytics" not in page.split("Search what Mohamed Elgendy said")[1].split("<h2")[0]
     empty = text(client.get("/guests/jakob-graff?q=drift+silently&mode=keyword"))
     assert "Nothing found" in empty
 
@@ -217,3 +217,12 @@ def test_an_embedding_model_that_will_not_load_is_a_503_not_a_crash(indexed):
     assert page.status_code == 503 and "Exact words" in text(page)
     assert client.get("/api/search?q=drift").status_code == 503
     assert client.get("/search?q=drift&mode=keyword").status_code == 200
+
+
+def test_api_search_by_speaker_keeps_their_words(client, ids):
+    data = client.get("/api/search?q=drift&mode=keyword&speaker=mohamed-elgendy").get_json()
+    assert data["filters"]["speaker"] == "mohamed-elgendy" and data["count"] > 0
+    assert {r["speaker"] for r in data["results"]} <= {"Mohamed Elgendy", None}
+    assert {r["kind"] for r in data["results"]} == {"passage"}
+    unknown = client.get("/api/search?q=drift&speaker=nobody-at-all")
+    assert unknown.status_code == 400

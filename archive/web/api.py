@@ -176,12 +176,13 @@ def search():
         raise params.BadParameter("q", f"longer than {max_chars} characters")
     mode = params.get_mode(args)
     show_id, guest = params.get_show_id(args), params.get_slug(args, "guest")
+    speaker = params.get_slug(args, "speaker")
     since, until = params.get_date(args, "since"), params.get_date(args, "until", end_of_period=True)
     limit = params.get_int(args, "limit", default=current_app.config["SEARCH_LIMIT"], minimum=1,
                            maximum=current_app.config["SEARCH_LIMIT"])
     try:
         results = run_search(get_db(), query, mode, show=show_id, guest=guest, since=since, until=until,
-                             limit=limit)
+                             limit=limit, speaker=speaker)
     except SearchProblem as exc:
         if exc.status == 503:
             raise ServiceUnavailable(description=str(exc)) from exc
@@ -189,7 +190,7 @@ def search():
     return jsonify({
         "query": query,
         "mode": mode,
-        "filters": {"show": show_id, "guest": guest, "since": since, "until": until},
+        "filters": {"show": show_id, "guest": guest, "speaker": speaker, "since": since, "until": until},
         "count": len(results),
         "results": [result_json(result) for result in results],
     })

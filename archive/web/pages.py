@@ -301,7 +301,7 @@ def guest(slug: str):
     if query:
         try:
             groups = group_by_episode(
-                run_search(db, query, mode, guest=person["slug"], limit=current_app.config["SEARCH_LIMIT"])
+                run_search(db, query, mode, speaker=person["slug"], limit=current_app.config["SEARCH_LIMIT"])
             )
         except SearchProblem as exc:
             problems.append(str(exc))

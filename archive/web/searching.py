@@ -74,7 +74,7 @@ def loaded_embedder(app: Flask | None = None) -> Embedder:
 
 
 def run_search(db, query: str, mode: str, *, show=None, guest=None, since=None, until=None,
-               limit: int = 40) -> list[SearchResult]:
+               limit: int = 40, speaker=None) -> list[SearchResult]:
     from archive.indexes import serving_stale
     from archive.search import search
 
@@ -82,7 +82,7 @@ def run_search(db, query: str, mode: str, *, show=None, guest=None, since=None, 
         embedder = get_embedder() if mode == "keyword" else loaded_embedder()
         with serving_stale():  # an ingest writing to the archive must not stall the site on index rebuilds
             return search(db, query, mode=mode, show=show, guest=guest, since=since, until=until, limit=limit,
-                          embedder=embedder)
+                          embedder=embedder, speaker=speaker)
     except SearchError as exc:
         raise SearchProblem(str(exc)) from exc
     except ModelLoadError as exc:
