@@ -140,26 +140,49 @@ yours yourself yourselves episode podcast welcome question questions answer toda
 gives gave giving learned learnt increases increased decided helps helped helping becomes became went wanted
 started finished reached picked joined moved realized realised believe believed noticed worked knows taught
 """.split())
+# Words that say nothing as (part of) a title, though they may matter in a statement.
+TITLE_STOPWORDS = STOPWORDS | frozenset("""
+thoughts idea ideas whoever whatever throughout everything everyone everybody honestly obviously literally
+definitely certainly exactly totally necessarily especially particularly
+""".split())
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’+#./-]*[A-Za-z0-9+#]|[A-Za-z]")
 _CLAUSE = re.compile(r"[.,;:!?()\[\]\"“”—–]+")
+_SENTENCE_END = re.compile(r"[.!?]+[\"”’)]*\s+")
+SENTENCE_START = "\x00"
+_PAST_PARTICIPLE = re.compile(r"\w{3}[^e]ed$")
+_ADVERB = re.compile(r"\w{3}(?:ally|ively|ently|antly|ously|ibly|ably|ingly|fully|edly|ately)$")
 
 
 def _candidate_phrases(text: str, max_words: int = 3) -> list[tuple[str, str]]:
-    """(key, surface) of every 1-3 word run of content words in text, clause by clause."""
+    """(key, surface) of every 1-3 word run of content words in text, clause by clause. A run that opens a
+    sentence gets its surface marked with SENTENCE_START and its first word in lower case, since grammar, not
+    spelling, capitalised it ("Testing is hard"); `_display_form` uses such forms only when there is no other."""
     out = []
-    for clause in _CLAUSE.split(text):
-        words = [w.replace("’", "'") for w in _WORD.findall(clause)]
-        for i in range(len(words)):
-            for size in range(1, max_words + 1):
-                run = words[i:i + size]
-                if len(run) < size:
-                    break
-                keys = [w.lower() for w in run]
-                if any(k in STOPWORDS or k.isdigit() or len(k) < 2 for k in keys):
-                    break
-                out.append((" ".join(keys), " ".join(run)))
+    for sentence in _SENTENCE_END.split(text):
+        opening = True  # until the sentence's first word
+        for clause in _CLAUSE.split(sentence):
+            words = [w.replace("’", "'") for w in _WORD.findall(clause)]
+            for i in range(len(words)):
+                for size in range(1, max_words + 1):
+                    run = words[i:i + size]
+                    if len(run) < size:
+                        break
+                    keys = [w.lower() for w in run]
+                    if any(k in TITLE_STOPWORDS or k.isdigit() or len(k) < 2 or _ADVERB.search(k) for k in keys):
+                        break
+                    if _PAST_PARTICIPLE.search(keys[-1]):  # "materials pushed": a noun phrase ends in a noun
+                        continue
+                    surface = " ".join(run)
+                    if opening and i == 0:
+                        surface = SENTENCE_START + _uncapitalise(run[0]) + surface[len(run[0]):]
+                    out.append((" ".join(keys), surface))
+            opening = opening and not words
     return out
+
+
+def _uncapitalise(word: str) -> str:
+    return word[0].lower() + word[1:] if re.fullmatch(r"[A-Z][a-z][\w'-]*", word) else word
 
 
 def keyphrases(segment_passages: list[list[str]], top: int = 3, embedder=None,
@@ -269,20 +292,27 @@ def _distinct(ranked: list[str], surfaces: dict[str, Counter], top: int) -> list
 
 
 def _display_form(surfaces: Counter) -> str:
-    """The spelling to show: the most common one, lower-cased unless it is a name or acronym mid-sentence."""
-    surface = max(surfaces.items(), key=lambda item: (item[1], item[0]))[0]
+    """The spelling to show: the most common one, lower-cased unless it is a name or acronym mid-sentence; a
+    phrase only ever seen opening a sentence keeps the case it has after `_candidate_phrases`."""
+    inside = Counter({form: count for form, count in surfaces.items() if not form.startswith(SENTENCE_START)})
+    if not inside:
+        return max(surfaces.items(), key=lambda item: (item[1], item[0]))[0][len(SENTENCE_START):]
+    surface = max(inside.items(), key=lambda item: (item[1], item[0]))[0]
     lower = surface.lower()
-    if lower in surfaces:
+    if lower in inside:
         return lower
     return surface
 
 
-def phrase_title(phrases: list[str], max_phrases: int = 2, max_chars: int = 60) -> str:
-    """"Data labeling, X-ray machines": the first phrases, first letter upper case, within max_chars."""
-    title = ""
-    for phrase in phrases[:max_phrases]:
-        candidate = f"{title}, {phrase}" if title else phrase
-        if len(candidate) > max_chars and title:
-            break
-        title = candidate
+def phrase_title(phrases: list[str], max_chars: int = 60) -> str:
+    """"Data labeling and X-ray machines": the best phrase, and the second when the two fit in max_chars and the
+    second is a phrase or a name (a lone common word there is too often a verb or a filler); first letter upper
+    case."""
+    if not phrases:
+        return ""
+    title = phrases[0]
+    if len(phrases) > 1:
+        second = phrases[1]
+        if (" " in second or second != second.lower()) and len(title) + len(second) + 5 <= max_chars:
+            title = f"{title} and {second}"
     return title[:1].upper() + title[1:]

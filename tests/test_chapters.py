@@ -9,7 +9,7 @@ from archive.errors import ChaptersError
 from archive.records import Chapter, Passage
 from ingest.chapters import fetch_chapters, fill_ends, generate_chapters, parse_chapters_json, save_chapters
 from ingest.http import make_client
-from ingest.topics import TopicOptions, default_min_seconds, keyphrases, topic_boundaries
+from ingest.topics import TopicOptions, default_min_seconds, keyphrases, phrase_title, topic_boundaries
 
 CHAPTERS = SHARED / "chapters"
 
@@ -132,3 +132,22 @@ def test_save_chapters_replaces(db):
     rows = list(db.query("SELECT idx, title, start, end, url, source FROM chapters"))
     assert rows == [{"idx": 0, "title": "Only", "start": 0, "end": 30, "url": "https://example.com",
                      "source": "generated"}]
+
+
+@pytest.mark.parametrize("phrases, title", [
+    (["airport security checkpoints", "computer vision"], "Airport security checkpoints and computer vision"),
+    (["teaching", "discuss"], "Teaching"),  # a lone common word second is too often a verb or a filler
+    (["chapter", "ConvNets"], "Chapter and ConvNets"),
+    (["a rather long phrase about data labeling", "another long phrase here"], "A rather long phrase about data labeling"),
+    ([], ""),
+])
+def test_phrase_title(phrases, title):
+    assert phrase_title(phrases) == title
+
+
+def test_a_sentence_opening_capital_is_not_a_name():
+    text = ("Testing is hard. We keep testing. Amazon builds it. They sell at Amazon. Kubernetes runs it. "
+            "We love Kubernetes. Honestly, throughout it all the models pushed. Feature stores helped.")
+    phrases = keyphrases([[text]], top=10)[0]
+    assert "testing" in phrases and "Amazon" in phrases and "Kubernetes" in phrases
+    assert not {"honestly", "throughout", "pushed", "Testing", "amazon"} & set(phrases)
