@@ -22,7 +22,6 @@ import json
 import re
 import sys
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -43,7 +42,6 @@ PLAIN_SNIPPET_CHARS = 240
 
 _embedders: dict[str, Embedder] = {}
 _embedders_lock = threading.Lock()
-_embedding_pool: ThreadPoolExecutor | None = None
 
 
 @dataclass(frozen=True)
@@ -108,15 +106,13 @@ def search(db: sqlite_utils.Database, query: str, mode: str = "hybrid", show=Non
     if allowed is not None and not len(allowed):
         return []
     lists: list[tuple[str, list[Hit]]] = []
-    query_vector = None
-    if mode in ("semantic", "hybrid") and (text := semantic_text(query)):
-        embedder = embedder or get_embedder()
-        query_vector = embed_in_background(embedder, text)  # while the keyword rankings run here
     if mode in ("keyword", "hybrid"):
         lists.extend(keyword_rankings(db, parsed, filters, allowed, depth, tuning, limit))
-    if query_vector is not None:
-        lists.append(("semantic", semantic_ranking(db, query_vector.result(), embedder.name, allowed, depth,
-                                                   filters.passages)))
+    if mode in ("semantic", "hybrid") and (text := semantic_text(query)):
+        embedder = embedder or get_embedder()
+        with one_torch_thread():
+            vector = embed_query(embedder, text)
+        lists.append(("semantic", semantic_ranking(db, vector, embedder.name, allowed, depth, filters.passages)))
     fused = fuse(lists, tuning, episodes_of_hits(db, lists))[:limit]
     return materialise(db, fused, parsed)
 
@@ -321,20 +317,6 @@ def _tantivy_ranker(db, parsed: ParsedQuery, allowed, passages: frozenset[int] |
 def semantic_text(query: str) -> str:
     """The query as a sentence for the embedder: search syntax (quotes, stars) dropped, spacing tidied."""
     return re.sub(r"\s+", " ", normalise(query).replace('"', " ").replace("*", " ")).strip()
-
-
-def embed_in_background(embedder: Embedder, text: str) -> Future:
-    """The query's vector, made on a pool thread (a traced model runs there without the GIL)."""
-    global _embedding_pool
-    with _embedders_lock:
-        if _embedding_pool is None:
-            _embedding_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="podarchive-query-embedding")
-    return _embedding_pool.submit(_embed_query_on_one_thread, embedder, text)
-
-
-def _embed_query_on_one_thread(embedder: Embedder, text: str) -> np.ndarray:
-    with one_torch_thread():
-        return embed_query(embedder, text)
 
 
 def semantic_ranking(db, vector: np.ndarray, model: str, allowed, depth: int,

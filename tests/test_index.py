@@ -447,3 +447,10 @@ def test_a_new_server_process_starts_from_the_saved_index_however_old(tmp_path, 
     for key in list(indexes._last_refresh):
         indexes._last_refresh.pop(key)
     indexes.forget(db)
+
+
+@pytest.mark.parametrize("allowed", [[3, 7, 7, 49], [100], [], [0], list(range(50))])
+def test_episode_rows_are_the_rows_of_those_episodes(allowed):
+    episodes = np.random.default_rng(0).integers(0, 50, 1000)
+    wanted = np.asarray(allowed, dtype=np.int64)
+    assert np.array_equal(indexes.EpisodeRows(episodes).positions(wanted), np.flatnonzero(np.isin(episodes, wanted)))
