@@ -120,7 +120,7 @@ def _refresh(conn: sqlite_utils.Database, key: tuple, cached, build, load_newer)
         return
     if _take_newer(key, directory, cached, load_newer):
         return
-    with _index_lock(directory, exclusive=True, wait=False) as locked:
+    with _index_lock(directory, exclusive=True, wait=False, name=".build.lock") as locked:
         if not locked:  # another process is building it: its index is taken on a later refresh
             return
         _timed(key, lambda: _build_in_child(db_file(conn), key))
@@ -178,10 +178,11 @@ def _build_in_child(path: str, key: tuple) -> float:
 
 
 @contextlib.contextmanager
-def _index_lock(directory: Path, exclusive: bool, wait: bool = True):
-    """A lock on the index folder shared by every process of the archive; yields whether it was taken."""
+def _index_lock(directory: Path, exclusive: bool, wait: bool = True, name: str = ".lock"):
+    """A lock in the index folder shared by every process of the archive; yields whether it was taken.
+    `.lock`: exclusive while an index is saved, shared while one is read; `.build.lock`: held while building."""
     try:
-        handle = open(directory / ".lock", "a+")
+        handle = open(directory / name, "a+")
     except OSError:  # a read-only folder: no process saves there, nothing to wait for
         yield True
         return
@@ -542,7 +543,8 @@ def vector_index(db: sqlite_utils.Database, model: str, *, large: bool | None = 
                 index = IVFVectorIndex.build(db, model, version, nprobe, progress)
                 directory = _writable_dir(db)
                 if directory is not None:
-                    index.save(directory, model)
+                    with _index_lock(directory, exclusive=True):
+                        index.save(directory, model)
         else:
             index = ExactVectorIndex.build(db, model, version)
         _cache[key] = index
@@ -658,12 +660,13 @@ def keyword_index(db: sqlite_utils.Database, *, rebuild: bool = False, progress=
                 index = KeywordIndex.build(db, version, tmp, progress)
                 target = writable / "keywords"
                 old = writable / f".keywords-old-{os.getpid()}"
-                if target.exists():
-                    os.replace(target, old)
-                os.replace(tmp, target)
+                with _index_lock(writable, exclusive=True):
+                    if target.exists():
+                        os.replace(target, old)
+                    os.replace(tmp, target)
+                    _write_meta(writable, "keywords", {"version": version, "format": KEYWORD_FORMAT})
+                    index = _open_keywords(target, version)
                 shutil.rmtree(old, ignore_errors=True)
-                index = _open_keywords(target, version)
-                _write_meta(writable, "keywords", {"version": version, "format": KEYWORD_FORMAT})
             else:
                 index = KeywordIndex.build(db, version, None, progress)
         _cache[key] = index

@@ -181,13 +181,14 @@ def client_loop(base: str, episode_ids: list[int], seed: int, budget, deadline: 
                 budget[0] -= 1
             kind, url = pick_request(rng, episode_ids)
             started = time.perf_counter()
+            at = time.monotonic()
             try:
                 response = client.get(url)
                 ok = response.status_code == 200
                 detail = "" if ok else f"{response.status_code} {url}"
             except httpx.HTTPError as exc:
                 ok, detail = False, f"{type(exc).__name__} {url}"
-            results.append((kind, time.perf_counter() - started, ok, detail))
+            results.append((kind, time.perf_counter() - started, ok, detail or url, at))
             if think:  # a person reads the page before the next click: 0.5 to 1.5 times `think`
                 time.sleep(think * rng.uniform(0.5, 1.5))
 
@@ -210,6 +211,48 @@ def report(results: list, elapsed: float) -> None:
         for detail in sorted(set(errors))[:5]:
             print(f"          error: {detail}")
     print(f"throughput: {len(results) / elapsed:.1f} requests/s over {elapsed:.1f} s")
+
+
+def report_slowest(results: list, started: float, rebuilds: list, count: int = 5) -> None:
+    """The slowest requests (when, what) and the side-index rebuilds the site ran meanwhile, to tell them apart."""
+    for kind, seconds, _, url, at in sorted(results, key=lambda r: -r[1])[:count]:
+        print(f"slow: {seconds * 1000:7.1f} ms at {at - started:5.1f} s  {url[:90]}")
+    for begin, end, what in rebuilds:
+        print(f"index rebuild in a child process: {begin - started:5.1f} s to {end - started:5.1f} s  ({what})")
+
+
+def descendants(pid: int) -> list[int]:
+    found = []
+    for children in Path(f"/proc/{pid}").glob("task/*/children"):
+        try:
+            pids = [int(p) for p in children.read_text().split()]
+        except OSError:
+            continue
+        for child in pids:
+            found += [child, *descendants(child)]
+    return found
+
+
+def watch_rebuilds(site_pid: int, stop, rebuilds: list) -> None:
+    """Record when the site's child processes (`python -m archive.indexes ...`) run."""
+    running: dict[int, tuple[float, str]] = {}
+    while not stop.is_set():
+        seen = {}
+        for pid in descendants(site_pid):
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"archive.indexes" in command:
+                seen[pid] = b" ".join(part for part in command[-3:] if part).decode(errors="replace")
+        now = time.monotonic()
+        for pid, what in seen.items():
+            running.setdefault(pid, (now, what))
+        for pid in [p for p in running if p not in seen]:
+            begin, what = running.pop(pid)
+            rebuilds.append((begin, now, what))
+        time.sleep(0.2)
+    rebuilds.extend((begin, time.monotonic(), what + ", still running") for begin, what in running.values())
 
 
 def main() -> None:
@@ -273,6 +316,10 @@ def run(db_path: Path, args) -> None:
             time.sleep(0.5)
 
         results: list = []
+        rebuilds: list = []
+        watching = threading.Event()
+        watcher = threading.Thread(target=watch_rebuilds, args=(site.pid, watching, rebuilds), daemon=True)
+        watcher.start()
         lock = threading.Lock()
         budget = [args.requests]
         started = time.monotonic()
@@ -285,6 +332,8 @@ def run(db_path: Path, args) -> None:
         for thread in threads:
             thread.join()
         elapsed = time.monotonic() - started
+        watching.set()
+        watcher.join(5)
         stop.set()
         if writer_process:
             writer_process.join(10)
@@ -292,6 +341,7 @@ def run(db_path: Path, args) -> None:
               + ("off" if args.no_writer else f"{counts['episodes']} episodes, {counts['passage_batches']} passage "
                                               f"batches, {counts['transactions']} transactions"))
         report(results, elapsed)
+        report_slowest(results, started, rebuilds)
     finally:
         site.terminate()
         site.wait(10)
