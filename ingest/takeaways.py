@@ -408,7 +408,7 @@ def offline_takeaways(passages: list[Passage], vectors: np.ndarray, embedder, ho
     all_statements = [s for group in per_segment for s in group]
     if not all_statements:
         return []
-    statement_vectors = embedder.embed([s.text for s in all_statements])
+    statement_vectors = _embed_informative(all_statements, embedder, options.min_words)
     chosen: list[tuple[int, str, float, float]] = []  # passage index, text, start, end
     offset = 0
     for (first, last), statements in zip(segments, per_segment):
@@ -427,6 +427,18 @@ def offline_takeaways(passages: list[Passage], vectors: np.ndarray, embedder, ho
                  end=round(end, 3) if timed else None, source="generated")
         for (_, text, start, end), words in zip(chosen, titles)
     ]
+
+
+def _embed_informative(statements: list[Statement], embedder, min_words: int) -> np.ndarray:
+    """Vectors of the statements that can be chosen; zeros for the rest, which score_statements rules out
+    whatever their vector (a third to a half of a transcript's sentences: short asides, questions)."""
+    informative = [i for i, s in enumerate(statements) if informativeness(s.text, min_words)]
+    if not informative:
+        return np.zeros((len(statements), 1), dtype=np.float32)
+    embedded = np.asarray(embedder.embed([statements[i].text for i in informative]), dtype=np.float32)
+    vectors = np.zeros((len(statements), embedded.shape[1]), dtype=np.float32)
+    vectors[informative] = embedded
+    return vectors
 
 
 def _titles(texts: list[str], passages: list[Passage], vectors: np.ndarray, embedder) -> list[list[str]]:
