@@ -343,19 +343,28 @@ def test_the_site_searches_a_stale_index_while_it_rebuilds_in_the_background(tmp
     indexes.forget(db)
 
 
-def test_a_stale_site_takes_the_index_another_process_saved_instead_of_building(tmp_path, monkeypatch):
-    import time
-
-    db = open_db(tmp_path / "shared.db")
+def large_archive(path, monkeypatch, topics=("relational databases",)):
+    """An archive on disk searched through the side indexes, and a function that adds one more episode."""
+    db = open_db(path)
     show = add_show(db, "Show")
-    for i, topic in enumerate(["relational databases", "data pipelines"]):
+    for i, topic in enumerate(topics):
         add_segments(db, add_episode(db, show, f"g{i}", f"Episode {i}"), [Segment(0, 30, f"Today: {topic}.")])
     embedder = FakeEmbedder()
     index_all(db, embedder)
     monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 0)
+
+    def add_marathons():
+        add_segments(db, add_episode(db, show, "new", "New episode"), [Segment(0, 30, "Today: running marathons.")])
+        index_all(db, embedder)
+
+    return db, embedder, add_marathons
+
+
+def test_a_stale_site_takes_the_index_another_process_saved_instead_of_building(tmp_path, monkeypatch):
+    db, embedder, add_marathons = large_archive(tmp_path / "shared.db", monkeypatch,
+                                                ["relational databases", "data pipelines"])
     ours = {"keywords": indexes.keyword_index(db), "vectors": indexes.vector_index(db, embedder.name)}
-    add_segments(db, add_episode(db, show, "g2", "Episode 2"), [Segment(0, 30, "Today: running marathons.")])
-    index_all(db, embedder)
+    add_marathons()
     # Another server process rebuilds and saves; this one still holds the old indexes in memory.
     indexes.keyword_index(db, rebuild=True)
     indexes.vector_index(db, embedder.name, rebuild=True)
@@ -377,8 +386,6 @@ def test_a_stale_site_takes_the_index_another_process_saved_instead_of_building(
 
 
 def test_background_rebuilds_wait_in_proportion_to_how_long_the_last_one_took(tmp_path, monkeypatch):
-    import time
-
     db = open_db(tmp_path / "duty.db")
     key = ("k", "keywords")
     started = []
@@ -399,17 +406,9 @@ def test_background_rebuilds_wait_in_proportion_to_how_long_the_last_one_took(tm
 
 
 def test_a_stale_large_index_is_rebuilt_in_a_child_process(tmp_path, monkeypatch):
-    import time
-
-    db = open_db(tmp_path / "child.db")
-    show = add_show(db, "Show")
-    add_segments(db, add_episode(db, show, "g0", "Episode 0"), [Segment(0, 30, "Today: relational databases.")])
-    embedder = FakeEmbedder()
-    index_all(db, embedder)
-    monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 0)
+    db, embedder, add_marathons = large_archive(tmp_path / "child.db", monkeypatch)
     first = indexes.keyword_index(db)
-    add_segments(db, add_episode(db, show, "g1", "Episode 1"), [Segment(0, 30, "Today: running marathons.")])
-    index_all(db, embedder)
+    add_marathons()
     key = (indexes.cache_key(db), "keywords")
     indexes._last_refresh.pop(key, None)
     built_here = []
@@ -426,15 +425,9 @@ def test_a_stale_large_index_is_rebuilt_in_a_child_process(tmp_path, monkeypatch
 
 
 def test_a_new_server_process_starts_from_the_saved_index_however_old(tmp_path, monkeypatch):
-    db = open_db(tmp_path / "restart.db")
-    show = add_show(db, "Show")
-    add_segments(db, add_episode(db, show, "g0", "Episode 0"), [Segment(0, 30, "Today: relational databases.")])
-    embedder = FakeEmbedder()
-    index_all(db, embedder)
-    monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 0)
+    db, embedder, add_marathons = large_archive(tmp_path / "restart.db", monkeypatch)
     saved = {"keywords": indexes.keyword_index(db).version, "vectors": indexes.vector_index(db, embedder.name).version}
-    add_segments(db, add_episode(db, show, "g1", "Episode 1"), [Segment(0, 30, "Today: running marathons.")])
-    index_all(db, embedder)
+    add_marathons()
     indexes.forget(db)  # as in a process that has not searched yet
     monkeypatch.setattr(indexes, "STALE_REFRESH_SECONDS", 3600.0)  # no background refresh in this test
     for key in [(indexes.cache_key(db), "keywords"), (indexes.cache_key(db), "vectors", embedder.name)]:
