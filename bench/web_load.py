@@ -10,7 +10,8 @@ pages (random transcribed episodes), back to back or with a think time. The run 
 
 Run:  .venv/bin/python bench/web_load.py [--clients 20] [--think 0] [--requests 4000] [--max-seconds 120]
       [--embedder fake --db bench/out/web_load_fake.db]   (an archive indexed with the test embedder: quick to build)
-Prints p50/p95/p99/max latency and errors per page kind, throughput, and how much the writer wrote.
+Prints p50/p95/p99/max latency and errors per page kind (search also per mode), throughput, how much the writer
+wrote, the slowest requests and the side-index rebuilds that ran meanwhile.
 Goal: p95 <= 100 ms and no errors.
 """
 
@@ -92,9 +93,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_site(db_path: Path, embedder_name: str | None, log_path: Path) -> tuple[str, subprocess.Popen]:
+def start_site(db_path: Path, embedder_name: str | None, log_path: Path,
+               workers: int | None = None) -> tuple[str, subprocess.Popen]:
     port = free_port()
     command = [str(Path(sys.executable).parent / "podarchive"), "serve", "--db", str(db_path), "--port", str(port)]
+    if workers:
+        command += ["--workers", str(workers)]
     if not Path(command[0]).exists():
         command = [sys.executable, "-m", "archive.cli", *command[1:]]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -199,18 +203,23 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def report(results: list, elapsed: float) -> None:
-    for kind in ("search", "episode", "all"):
-        rows = [r for r in results if kind == "all" or r[0] == kind]
+    for kind in ("search", *(f"search/{mode}" for mode in sorted(set(MODES))), "episode", "all"):
+        rows = [r for r in results if kind == "all" or r[0] == kind
+                or (r[0] == "search" and kind == f"search/{_mode_of(r[3])}")]
         if not rows:
             continue
         ms = [r[1] * 1000 for r in rows]
         errors = [r[3] for r in rows if not r[2]]
-        print(f"{kind:8s} n={len(rows):5d}  p50={percentile(ms, 50):6.1f} ms  p95={percentile(ms, 95):6.1f} ms  "
+        print(f"{kind:15s} n={len(rows):5d}  p50={percentile(ms, 50):6.1f} ms  p95={percentile(ms, 95):6.1f} ms  "
               f"p99={percentile(ms, 99):6.1f} ms  max={max(ms):7.1f} ms  mean={statistics.mean(ms):6.1f} ms  "
               f"errors={len(errors)}")
         for detail in sorted(set(errors))[:5]:
             print(f"          error: {detail}")
     print(f"throughput: {len(results) / elapsed:.1f} requests/s over {elapsed:.1f} s")
+
+
+def _mode_of(url: str) -> str:
+    return httpx.URL(url.split(" ")[-1]).params.get("mode", "hybrid")
 
 
 def report_slowest(results: list, started: float, rebuilds: list, count: int = 5) -> None:
@@ -269,6 +278,7 @@ def main() -> None:
     parser.add_argument("--passages-every", type=int, default=10,
                         help="the writer adds passages (the index stage) once every this many episodes")
     parser.add_argument("--no-writer", action="store_true", help="measure without the concurrent writer")
+    parser.add_argument("--workers", type=int, default=None, help="`serve --workers` (default: serve's own)")
     parser.add_argument("--embedder", default=None,
                         help="embedding model of the archive and the site: a model name, or 'fake' (default: "
                              "all-MiniLM-L6-v2)")
@@ -297,7 +307,7 @@ def run(db_path: Path, args) -> None:
     sizes = {name: db[name].count for name in ("episodes", "segments", "passages")}
     db.conn.close()
     print(f"archive: {sizes['episodes']} episodes, {sizes['segments']} segments, {sizes['passages']} passages")
-    base, site = start_site(db_path, args.embedder, db_path.parent / "site.log")
+    base, site = start_site(db_path, args.embedder, db_path.parent / "site.log", args.workers)
     try:
         warm = time.perf_counter()
         for path in ("/search?q=warm+up&mode=hybrid", "/search?q=warm+up&mode=semantic",

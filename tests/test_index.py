@@ -312,8 +312,6 @@ def test_side_index_escapes_regex_syntax_in_a_prefix_clause(topics_archive, clau
 
 
 def test_the_site_searches_a_stale_index_while_it_rebuilds_in_the_background(tmp_path):
-    import time
-
     db = open_db(tmp_path / "stale.db")
     show = db["shows"].insert({"feed_url": "file:///x", "title": "S"}).last_pk
     episode = db["episodes"].insert({"show_id": show, "guid": "g", "title": "E"}).last_pk
