@@ -226,3 +226,17 @@ def test_api_search_by_speaker_keeps_their_words(client, ids):
     assert {r["kind"] for r in data["results"]} == {"passage"}
     unknown = client.get("/api/search?q=drift&speaker=nobody-at-all")
     assert unknown.status_code == 400
+
+
+def test_search_page_shows_a_first_page_and_links_to_more(client, monkeypatch):
+    monkeypatch.setitem(client.application.config, "SEARCH_PAGE_RESULTS", 2)
+    first = client.get("/search?q=testing&mode=keyword")
+    page = text(first)
+    assert "2 moments in" in page and "More moments" in page
+    more_url = re.search(r'<p class="more-results"><a href="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert "more=1" in more_url and "q=testing" in more_url and "mode=keyword" in more_url
+    everything = text(client.get(more_url))
+    assert "More moments" not in everything
+    assert int(re.search(r"(\d+) moments? in", everything).group(1)) > 2
+    odd = client.get("/search?q=testing&mode=keyword&more=")  # an empty flag is no flag, and no error
+    assert odd.status_code == 200 and "More moments" in text(odd)

@@ -35,6 +35,8 @@ SETTINGS = (
     Setting("PER_PAGE", lambda: 25, "Episodes per page on the site and the default page size of the API."),
     Setting("MAX_PER_PAGE", lambda: 100, "Largest per_page the API accepts."),
     Setting("SEARCH_LIMIT", lambda: 40, "Most moments a search page or API call returns."),
+    Setting("SEARCH_PAGE_RESULTS", lambda: 20,
+            "Moments the search page shows first; its “More moments” link shows up to SEARCH_LIMIT."),
     Setting("MAX_QUERY_CHARS", lambda: 500, "Longest search query; the site shortens longer ones, the API refuses them."),
     Setting("FEED_LIMIT", lambda: 1000, "Most episodes a show's re-published feed lists, newest first."),
 )

@@ -238,19 +238,21 @@ def search():
     if form["guest"] and person is None:
         problems.append(f"No guest called “{form['guest']}” in this archive; searching everyone.")
     groups, results, status = [], [], 200
+    limit = config["SEARCH_LIMIT"] if request.args.get("more") else config["SEARCH_PAGE_RESULTS"]
     if query:
         try:
             results = run_search(
                 db, query, form["mode"], show=form["show"], guest=person["slug"] if person else None,
-                since=form["since"], until=form["until"], limit=config["SEARCH_LIMIT"],
+                since=form["since"], until=form["until"], limit=limit,
             )
         except SearchProblem as exc:
             problems.append(str(exc))
             status = exc.status
         groups = group_by_episode(results)
+    more = len(results) == limit < config["SEARCH_LIMIT"]  # a full first page: there may be more
     html = render_template(
         "search.html", form=form, person=person, groups=groups, result_count=len(results), problems=problems,
-        shows=queries.list_shows(db),
+        shows=queries.list_shows(db), more_url=url_for("pages.search", **{**request.args, "more": 1}) if more else None,
     )
     return html, status
 
