@@ -178,15 +178,14 @@ def resolve_filters(db: sqlite_utils.Database, show=None, guest=None, since=None
     if show not in (None, ""):
         clauses.append("e.show_id = ?")
         params.append(_show_id(db, show))
-    if guest not in (None, ""):
-        clauses.append("e.id IN (SELECT episode_id FROM episode_people WHERE person_id IN "
-                       f"({','.join('?' * len(ids))}))" if (ids := _person_ids(db, guest)) else "0")
-        params.extend(ids)
-    if speaker not in (None, ""):
-        ids = _person_ids(db, speaker)
-        clauses.append(f"e.id IN (SELECT episode_id FROM episode_people WHERE person_id IN ({','.join('?' * len(ids))}))")
-        params.extend(ids)
-        passages = spoken_passages(db, ids)
+    for person, their_words_only in ((guest, False), (speaker, True)):
+        if person not in (None, ""):
+            ids = _person_ids(db, person)
+            clauses.append(f"e.id IN (SELECT episode_id FROM episode_people WHERE person_id IN "
+                           f"({','.join('?' * len(ids))}))")
+            params.extend(ids)
+            if their_words_only:
+                passages = spoken_passages(db, ids)
     start, end = parse_date(since, "since"), parse_date(until, "until")
     if start and end and start > end:
         raise SearchError(f"since ({start}) is after until ({end})")
