@@ -7,6 +7,7 @@ folder).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -170,19 +171,28 @@ class TracedQueryEncoder:
         return vector[0].numpy().astype(np.float32)
 
 
-def _last_hidden_state(inner, keys: tuple[str, ...]):
-    """The transformer as a module of positional tensors that returns its last hidden state, as tracing needs."""
+@functools.cache
+def _last_hidden_state_class():
+    """One module class for every trace (made on first use, so importing this module needs no torch; a class
+    made per call would live in a reference cycle, freed only by the cyclic collector at some later moment)."""
     import torch
 
     class LastHiddenState(torch.nn.Module):
-        def __init__(self):
+        """The transformer as a module of positional tensors that returns its last hidden state, as tracing
+        needs."""
+
+        def __init__(self, inner, keys: tuple[str, ...]):
             super().__init__()
-            self.inner = inner
+            self.inner, self.keys = inner, keys
 
         def forward(self, *tensors):
-            return self.inner(**dict(zip(keys, tensors)), return_dict=False)[0]
+            return self.inner(**dict(zip(self.keys, tensors)), return_dict=False)[0]
 
-    return LastHiddenState()
+    return LastHiddenState
+
+
+def _last_hidden_state(inner, keys: tuple[str, ...]):
+    return _last_hidden_state_class()(inner, keys)
 
 
 class FakeEmbedder:
