@@ -376,6 +376,21 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return part[np.argsort(-scores[part], kind="stable")]
 
 
+_faiss_threads = {"count": 1}
+
+
+def _faiss():
+    """faiss, on one OpenMP thread unless a process building indexes asked for more (`main`). faiss-cpu and
+    torch each bring their own OpenMP runtime; in a process that also runs torch, faiss' thread pool is the
+    known trigger of intermittent crashes (faiss issues #2555, #4273), and a single query gains little from
+    it."""
+    import faiss
+
+    if faiss.omp_get_max_threads() != _faiss_threads["count"]:
+        faiss.omp_set_num_threads(_faiss_threads["count"])
+    return faiss
+
+
 class IVFVectorIndex(_ByEpisode):
     """faiss IVF with 8-bit scalar quantisation; inner product = cosine on L2-normalised vectors."""
 
@@ -394,7 +409,7 @@ class IVFVectorIndex(_ByEpisode):
 
     @classmethod
     def build(cls, db, model: str, version: int, nprobe: int = DEFAULT_NPROBE, progress=None) -> "IVFVectorIndex":
-        import faiss
+        faiss = _faiss()
 
         count = int(db.execute(
             "SELECT count(*) FROM passages p CROSS JOIN embeddings e ON e.model = ? AND e.content_hash = p.content_hash",
@@ -422,7 +437,7 @@ class IVFVectorIndex(_ByEpisode):
         return cls(index, np.concatenate(all_ids), np.concatenate(all_episodes), version, nprobe)
 
     def search(self, query: np.ndarray, k: int, allowed_episodes: np.ndarray | None = None) -> VectorHits:
-        import faiss
+        faiss = _faiss()
 
         if query.shape[-1] != self.index.d:
             return VectorHits(np.zeros(0, np.int64), np.zeros(0, np.float32))
@@ -447,7 +462,7 @@ class IVFVectorIndex(_ByEpisode):
         return VectorHits(allowed[top], scores[top])
 
     def save(self, directory: Path, model: str) -> None:
-        import faiss
+        faiss = _faiss()
 
         stem = directory / f"vectors-{model_slug(model)}"
         faiss.write_index(self.index, str(stem) + ".faiss.tmp")
@@ -459,7 +474,7 @@ class IVFVectorIndex(_ByEpisode):
 
     @classmethod
     def load(cls, directory: Path, model: str, version: int, nprobe: int = DEFAULT_NPROBE):
-        import faiss
+        faiss = _faiss()
 
         stem = directory / f"vectors-{model_slug(model)}"
         meta = _read_meta(directory, f"vectors-{model_slug(model)}")
@@ -709,6 +724,7 @@ def main(argv: list[str] | None = None) -> None:
 
     path, what, *model = argv if argv is not None else sys.argv[1:]
     os.nice(10)  # the server's requests come first
+    _faiss_threads["count"] = os.cpu_count() or 1  # no torch in this process: faiss may train on every core
     db = connect(path, readonly=True)
     if what == "keywords":
         keyword_index(db, rebuild=True)
