@@ -82,8 +82,9 @@ def serving_stale():
 
 def _serve_stale(db: sqlite_utils.Database, key: tuple, cached, rebuild: bool, build, load_newer=None) -> bool:
     """True when the caller may use `cached` while it is refreshed in the background: from a newer index another
-    process saved (`load_newer(directory, version)`), else by `build(connection)`. One process builds at a time
-    (a lock file in the index folder); the others pick up what it saved."""
+    process saved (`load_newer(directory, version)`), else rebuilt, in a child process for an index saved to the
+    index folder (`_build_in_child`), in this one for the others (`build(connection)`). One process builds at a
+    time (a lock file in the index folder); the others pick up what it saved."""
     path = db_file(db)
     if cached is None or rebuild or not _stale_ok.get() or path is None:
         return False
