@@ -205,9 +205,8 @@ def describe_index(index_report) -> str:
 def search(query, db_path, mode, show, guest, speaker, since, until, limit, as_json, embedding_model):
     """Search transcripts, takeaways, notes and guests. QUERY `-` reads one query per line from standard
     input and prints one JSON list per line (models loaded once)."""
-    from .embeddings import SentenceTransformerEmbedder
+    from .embeddings import SentenceTransformerEmbedder, warm_up
     from .search import search as run_search
-    from .search import warm_up
 
     db = open_archive(db_path)
     embedder = SentenceTransformerEmbedder(embedding_model)

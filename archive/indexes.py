@@ -134,8 +134,7 @@ def _saved_index(db: sqlite_utils.Database, key: tuple, load_newer):
     directory = index_dir(db)
     if load_newer is None or not _stale_ok.get() or directory is None or not directory.is_dir():
         return None
-    with _index_lock(directory, exclusive=False):
-        index = load_newer(directory, -1)
+    index = _load_saved(directory, -1, load_newer)
     if index is not None:
         with _cache_lock:
             _cache.setdefault(key, index)
@@ -143,12 +142,16 @@ def _saved_index(db: sqlite_utils.Database, key: tuple, load_newer):
 
 
 def _take_newer(key: tuple, directory: Path, cached, load_newer) -> bool:
-    with _index_lock(directory, exclusive=False):  # waits while another process saves
-        newer = load_newer(directory, cached.version)
+    newer = _load_saved(directory, cached.version, load_newer)
     if newer is not None:
         with _cache_lock:
             _cache[key] = newer
     return newer is not None
+
+
+def _load_saved(directory: Path, newer_than: int, load_newer):
+    with _index_lock(directory, exclusive=False):  # waits while another process saves
+        return load_newer(directory, newer_than)
 
 
 def _timed(key: tuple, build) -> None:
@@ -665,10 +668,8 @@ def keyword_index(db: sqlite_utils.Database, *, rebuild: bool = False, progress=
             return cached
         index = None
         directory = index_dir(db)
-        if directory is not None and not rebuild:
-            meta = _read_meta(directory, "keywords")
-            if meta and meta.get("version") == version and meta.get("format") == KEYWORD_FORMAT:
-                index = _open_keywords(directory / "keywords", version)
+        if directory is not None and not rebuild and _saved_keywords_version(directory) == version:
+            index = _open_keywords(directory / "keywords", version)
         if index is None:
             writable = _writable_dir(db)
             if writable is not None:
@@ -689,11 +690,17 @@ def keyword_index(db: sqlite_utils.Database, *, rebuild: bool = False, progress=
         return index
 
 
-def _open_newer_keywords(directory: Path, newer_than: int) -> KeywordIndex | None:
+def _saved_keywords_version(directory: Path) -> int | None:
+    """The version of the keyword index saved in `directory`, if one of this format is there."""
     meta = _read_meta(directory, "keywords")
-    if not meta or meta.get("format") != KEYWORD_FORMAT or meta.get("version", -1) <= newer_than:
+    return meta.get("version") if meta and meta.get("format") == KEYWORD_FORMAT else None
+
+
+def _open_newer_keywords(directory: Path, newer_than: int) -> KeywordIndex | None:
+    version = _saved_keywords_version(directory)
+    if version is None or version <= newer_than:
         return None
-    return _open_keywords(directory / "keywords", meta["version"])
+    return _open_keywords(directory / "keywords", version)
 
 
 def _open_keywords(path: Path, version: int) -> KeywordIndex | None:

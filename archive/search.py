@@ -29,7 +29,7 @@ import numpy as np
 import sqlite_utils
 
 from . import indexes
-from .embeddings import Embedder, SentenceTransformerEmbedder, embed_query
+from .embeddings import Embedder, SentenceTransformerEmbedder, embed_query, warm_up
 from .errors import SearchError
 from .fts import ParsedQuery, fts5_match, normalise, parse_query, tantivy_clause
 from .people import normalise_name, same_person
@@ -124,13 +124,6 @@ def search_many(db: sqlite_utils.Database, queries, **options) -> list[list[Sear
         options["embedder"] = options.get("embedder") or get_embedder()
         warm_up(options["embedder"])
     return [search(db, query, **options) for query in queries]
-
-
-def warm_up(embedder: Embedder) -> None:
-    """Load the embedder's model now and prepare its fast query path, where it has one."""
-    prepare = getattr(embedder, "warm_up", None)
-    if prepare:
-        prepare()
 
 
 def get_embedder(model: str | None = None) -> Embedder:
@@ -442,6 +435,8 @@ _ROWS_SQL = {
     "takeaway": "SELECT r.id, r.start, r.end, NULL, r.title || ': ' || r.text, r.episode_id FROM takeaways r",
     "episode": "SELECT r.id, 0, 0, NULL, coalesce(r.notes_text, r.title, ''), r.id FROM episodes r",
 }
+
+
 def materialise(db, hits: list[Hit], parsed: ParsedQuery) -> list[SearchResult]:
     rows: dict[tuple[str, int], tuple] = {}
     terms = QueryTerms.of(parsed)

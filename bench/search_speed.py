@@ -163,7 +163,8 @@ def percentile(values, p) -> float:
 
 def measure(path: Path, model: str, show_filter: bool) -> dict:
     """Run in a fresh process: load, warm up, time every query in every mode."""
-    from archive.search import get_embedder, search, warm_up
+    from archive.embeddings import warm_up
+    from archive.search import get_embedder, search
 
     db = open_db(path)
     embedder = get_embedder(model if model != "all-MiniLM-L6-v2" else None)

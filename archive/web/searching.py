@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from flask import Flask, current_app, request
 from markupsafe import Markup
 
-from archive.embeddings import Embedder, FakeEmbedder
+from archive.embeddings import Embedder, FakeEmbedder, warm_up
 from archive.errors import ModelLoadError, SearchError
 from archive.records import SearchResult
 from archive.sanitize import clean_snippet
@@ -61,8 +61,6 @@ def get_embedder(app: Flask | None = None) -> Embedder:
 def loaded_embedder(app: Flask | None = None) -> Embedder:
     """The app's embedder with its model in memory and traced for queries: the first searches of a busy site
     arrive together, and the model must load once, not once per request thread."""
-    from archive.search import warm_up
-
     app = app or current_app._get_current_object()
     embedder = get_embedder(app)
     if not app.extensions.get(_LOADED_KEY):
