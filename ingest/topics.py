@@ -164,20 +164,24 @@ def _candidate_phrases(text: str, max_words: int = 3) -> list[tuple[str, str]]:
         for clause in _CLAUSE.split(sentence):
             words = [w.replace("’", "'") for w in _WORD.findall(clause)]
             for i in range(len(words)):
-                for size in range(1, max_words + 1):
-                    run = words[i:i + size]
-                    if len(run) < size:
-                        break
-                    keys = [w.lower() for w in run]
-                    if any(k in TITLE_STOPWORDS or k.isdigit() or len(k) < 2 or _ADVERB.search(k) for k in keys):
-                        break
-                    if _PAST_PARTICIPLE.search(keys[-1]):  # "materials pushed": a noun phrase ends in a noun
-                        continue
-                    surface = " ".join(run)
-                    if opening and i == 0:
-                        surface = SENTENCE_START + _uncapitalise(run[0]) + surface[len(run[0]):]
-                    out.append((" ".join(keys), surface))
+                out.extend(_runs_from(words, i, max_words, opens_sentence=opening and i == 0))
             opening = opening and not words
+    return out
+
+
+def _runs_from(words: list[str], i: int, max_words: int, opens_sentence: bool) -> list[tuple[str, str]]:
+    """(key, surface) of the runs of content words starting at words[i], up to max_words long."""
+    out = []
+    for run in (words[i:i + size] for size in range(1, min(max_words, len(words) - i) + 1)):
+        keys = [w.lower() for w in run]
+        if any(k in TITLE_STOPWORDS or k.isdigit() or len(k) < 2 or _ADVERB.search(k) for k in keys):
+            break
+        if _PAST_PARTICIPLE.search(keys[-1]):  # "materials pushed": a noun phrase ends in a noun
+            continue
+        surface = " ".join(run)
+        if opens_sentence:
+            surface = SENTENCE_START + _uncapitalise(run[0]) + surface[len(run[0]):]
+        out.append((" ".join(keys), surface))
     return out
 
 
