@@ -250,9 +250,10 @@ def search():
             status = exc.status
         groups = group_by_episode(results)
     more = len(results) == limit < config["SEARCH_LIMIT"]  # a full first page: there may be more
+    more_url = url_for("pages.search", **{**request.args, "more": 1}) if more else None
     html = render_template(
         "search.html", form=form, person=person, groups=groups, result_count=len(results), problems=problems,
-        shows=queries.list_shows(db), more_url=url_for("pages.search", **{**request.args, "more": 1}) if more else None,
+        shows=queries.list_shows(db), more_url=more_url,
     )
     return html, status
 
