@@ -10,12 +10,14 @@ import functools
 import json
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import asdict
 
 import click
 
 from .db import DEFAULT_DB
 from .errors import PodarchiveError
+from .lock import DEFAULT_LOCK_TIMEOUT
 
 TRANSCRIPT_FORMATS = ("txt", "vtt", "srt", "json")
 SEARCH_MODES = ("hybrid", "keyword", "semantic")
@@ -30,6 +32,32 @@ def db_option(fn):
 
 def show_option(fn):
     return click.option("--show", default=None, help="Show id, title or feed URL (when a guid is in several shows).")(fn)
+
+
+def lock_timeout_option(fn):
+    return click.option(
+        "--lock-timeout", type=click.FloatRange(min=0), envvar="PODARCHIVE_LOCK_TIMEOUT", default=DEFAULT_LOCK_TIMEOUT,
+        show_default=True, metavar="SECONDS",
+        help="How long to wait while another ingest or index writes the archive (0: fail at once). "
+             "Environment: PODARCHIVE_LOCK_TIMEOUT.",
+    )(fn)
+
+
+@contextmanager
+def writing(db_path: str, lock_timeout: float, command: str):
+    """Hold the archive's one-writer lock; say once on stderr when waiting for another run."""
+    from .lock import ArchiveLockError, archive_lock
+
+    def waiting(holder):
+        who = f"another {holder.command or 'writer'} holding {db_path} ({holder.describe()})" if holder else \
+            f"another writer holding {db_path}"
+        click.echo(f"waiting for {who}…", err=True)
+
+    try:
+        with archive_lock(db_path, lock_timeout, on_wait=waiting, command=command):
+            yield
+    except ArchiveLockError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def library_errors(fn):
@@ -54,6 +82,47 @@ def open_archive(db_path: str):
         raise click.ClickException(f"cannot open archive {db_path}: {exc}") from exc
 
 
+FETCH_CAPS = {  # option -> (FetchRules field, default MB, what it caps)
+    "feed": ("max_feed_bytes", 20, "feeds and OPML lists"),
+    "transcript": ("max_transcript_bytes", 10, "transcript files"),
+    "chapters": ("max_chapters_bytes", 2, "chapters files"),
+}
+
+
+def fetch_rule_options(*caps: str):
+    """The trust rules' settings (README: "What a feed may make podarchive fetch"), passed on as `fetch_rules`.
+    `caps` names the size caps the command has something to apply to."""
+    positive = click.FloatRange(min=0, min_open=True)
+    options = [
+        click.option("--allow-private-addresses", is_flag=True, envvar="PODARCHIVE_ALLOW_PRIVATE_ADDRESSES",
+                     help="Let feeds lead to loopback, private and link-local addresses (trusted feeds only)."),
+        click.option("--fetch-deadline", type=positive, default=120, show_default=True,
+                     envvar="PODARCHIVE_FETCH_DEADLINE",
+                     help="Seconds one feed, transcript or chapters request may take in all (retries included)."),
+    ] + [
+        click.option(f"--max-{cap}-mb", type=positive, default=FETCH_CAPS[cap][1], show_default=True,
+                     envvar=f"PODARCHIVE_MAX_{cap.upper()}_MB",
+                     help=f"Refuse {FETCH_CAPS[cap][2]} larger than this (decoded).")
+        for cap in caps
+    ]
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, allow_private_addresses, fetch_deadline, **kwargs):
+            from ingest.http import FetchRules
+
+            sizes = {FETCH_CAPS[cap][0]: int(kwargs.pop(f"max_{cap}_mb") * 1_000_000) for cap in caps}
+            rules = FetchRules(deadline_seconds=fetch_deadline, allow_private_addresses=allow_private_addresses,
+                               **sizes)
+            return fn(*args, fetch_rules=rules, **kwargs)
+
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper
+
+    return decorate
+
+
 @click.group()
 @click.version_option(package_name="podarchive")
 def cli():
@@ -76,8 +145,10 @@ def cli():
 @click.option("--max-audio-mb", type=click.IntRange(1), default=2048, show_default=True,
               help="Refuse audio files larger than this.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@lock_timeout_option
+@fetch_rule_options("feed", "transcript", "chapters")
 def ingest(sources, db_path, metadata_only, model, device, compute_type, beam_size, word_timestamps, no_index,
-           embedding_model, media_dir, max_audio_mb, quiet):
+           embedding_model, media_dir, max_audio_mb, quiet, lock_timeout, fetch_rules):
     """Ingest feeds: SOURCE is a feed URL, a local feed file, or an OPML file listing feeds.
 
     Exit status: 0 when everything asked for was done, 1 when some feed or episode failed (after doing all the
@@ -96,10 +167,10 @@ def ingest(sources, db_path, metadata_only, model, device, compute_type, beam_si
     options = IngestOptions(
         metadata_only=metadata_only, index=not no_index, media_dir=Path(media_dir),
         max_audio_bytes=max_audio_mb * 1024 * 1024, transcription=transcription,
-        embedding_model=embedding_model, progress=not quiet and sys.stderr.isatty(),
+        embedding_model=embedding_model, progress=not quiet and sys.stderr.isatty(), fetch=fetch_rules,
     )
-    db = open_archive(db_path)
-    report = library_errors(ingest_sources)(db, list(sources), options)
+    with writing(db_path, lock_timeout, "ingest"):
+        report = library_errors(ingest_sources)(open_archive(db_path), list(sources), options)
     click.echo(
         f"{report.feeds} feed(s), {report.feeds_not_modified} not modified; episodes: {report.episodes_new} new, "
         f"{report.episodes_changed} changed, {report.episodes_unchanged} unchanged; transcripts: "
@@ -168,12 +239,16 @@ def transcript(guid, db_path, show, fmt):
 @db_option
 @click.option("--embedding-model", default=None, help="sentence-transformers model (default: bundled all-MiniLM-L6-v2).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@lock_timeout_option
+@fetch_rule_options("chapters")
 @library_errors
-def index(db_path, embedding_model, quiet):
+def index(db_path, embedding_model, quiet, lock_timeout, fetch_rules):
     """(Re)build what is missing: passages, embeddings, chapters, takeaways, guests and the search index."""
     from ingest.pipeline import index_archive
 
-    report = index_archive(open_archive(db_path), embedding_model, progress=not quiet and sys.stderr.isatty())
+    with writing(db_path, lock_timeout, "index"):
+        report = index_archive(open_archive(db_path), embedding_model, progress=not quiet and sys.stderr.isatty(),
+                               fetch=fetch_rules)
     if report.index is not None:
         click.echo(describe_index(report.index))
     if report.failures:

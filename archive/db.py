@@ -7,10 +7,12 @@ so every command and the web app can open any archive, old or new.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import sqlite_utils
 
@@ -34,12 +36,17 @@ def default_db_path() -> str:
 
 
 def connect(path: str | os.PathLike, *, readonly: bool = False) -> sqlite_utils.Database:
-    """Open a connection with the pragmas every connection needs (WAL, foreign keys, busy timeout)."""
+    """Open a connection with the pragmas every connection needs (WAL, foreign keys, busy timeout).
+
+    A writable connection begins its implicit transactions IMMEDIATE (taking the write lock up front), like
+    `write_transaction` does for explicit ones: a transaction that read first and then asks for the write lock
+    gets SQLITE_BUSY at once when another process wrote meanwhile, busy timeout or not.
+    """
     if readonly:
         uri = Path(path).resolve().as_uri() + "?mode=ro"
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
     else:
-        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30, isolation_level="IMMEDIATE")
     db = sqlite_utils.Database(conn)
     db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA busy_timeout = 30000")
@@ -63,32 +70,93 @@ def memory_db() -> sqlite_utils.Database:
     return db
 
 
+_savepoints = itertools.count(1)
+
+
+@contextmanager
+def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """All or nothing, with the write lock taken up front.
+
+    Outside a transaction: BEGIN IMMEDIATE, COMMIT on success, ROLLBACK on error. Another process's write
+    makes it wait (busy timeout) at the BEGIN, never half-way. Inside the caller's transaction: a savepoint,
+    rolled back on error; the caller commits.
+    """
+    conn = db.conn
+    if conn.in_transaction:
+        name = f"podarchive_{next(_savepoints)}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield db
+        except BaseException:
+            if conn.in_transaction:  # an error may have ended the whole transaction already
+                conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                conn.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        conn.execute(f"RELEASE SAVEPOINT {name}")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def run_script(db: sqlite_utils.Database, script: str) -> None:
+    """Run an SQL script one statement at a time, in the current transaction (`executescript` would commit)."""
+    for statement in split_statements(script):
+        db.conn.execute(statement)
+
+
+def split_statements(script: str) -> list[str]:
+    """The statements of a script, each complete (`sqlite3.complete_statement` knows CREATE TRIGGER ... END;)."""
+    statements, start = [], 0
+    for end, char in enumerate(script, start=1):
+        if char == ";" and sqlite3.complete_statement(script[start:end]):
+            statements.append(script[start:end].strip())
+            start = end
+    if script[start:].strip():
+        statements.append(script[start:].strip())  # trailing comments, or a last statement without its ";"
+    return statements
+
+
 def applied_migrations(db: sqlite_utils.Database) -> set[str]:
     if "_migrations" not in db.table_names():
         return set()
-    return {row["name"] for row in db["_migrations"].rows}
+    return {row[0] for row in db.conn.execute("SELECT name FROM _migrations")}
 
 
 def migrate(db: sqlite_utils.Database) -> list[str]:
-    """Apply pending migrations in order, each in its own transaction. Returns the names applied."""
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, name TEXT UNIQUE, applied_at TEXT)"
-    )
-    done = applied_migrations(db)
+    """Apply pending migrations in order. Returns the names applied.
+
+    Each migration runs in its own BEGIN IMMEDIATE transaction, with `_migrations` read again inside it: a
+    migration that fails (or a process killed in the middle of one) leaves nothing behind, and two processes
+    opening an old archive at once apply each migration once (the second waits, then sees it done).
+    """
+    done = applied_migrations(db)  # read without the write lock: in the usual case, nothing is pending
     applied = []
     for number, (name, fn) in enumerate(MIGRATIONS, start=1):
         if name in done:
             continue
-        with db.conn:
+        with write_transaction(db):
+            db.conn.execute(
+                "CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, name TEXT UNIQUE, applied_at TEXT)"
+            )
+            if name in applied_migrations(db):
+                continue
             fn(db)
-            db["_migrations"].insert({"id": number, "name": name, "applied_at": utcnow()})
+            db.conn.execute("INSERT INTO _migrations (id, name, applied_at) VALUES (?, ?, ?)",
+                            [number, name, utcnow()])
         applied.append(name)
     return applied
 
 
 @migration
 def m001_shows_and_episodes(db):
-    db.executescript(
+    run_script(
+        db,
         """
         CREATE TABLE shows (
             id INTEGER PRIMARY KEY,
@@ -156,7 +224,8 @@ def m001_shows_and_episodes(db):
 
 @migration
 def m002_people(db):
-    db.executescript(
+    run_script(
+        db,
         """
         CREATE TABLE people (
             id INTEGER PRIMARY KEY,
@@ -181,7 +250,8 @@ def m002_people(db):
 
 @migration
 def m003_audio_and_transcripts(db):
-    db.executescript(
+    run_script(
+        db,
         """
         CREATE TABLE audio (
             episode_id INTEGER PRIMARY KEY REFERENCES episodes(id) ON DELETE CASCADE,
@@ -221,7 +291,8 @@ def m003_audio_and_transcripts(db):
 
 @migration
 def m004_stages(db):
-    db.executescript(
+    run_script(
+        db,
         """
         CREATE TABLE stages (                       -- one row per episode and pipeline stage
             episode_id INTEGER NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
@@ -239,7 +310,8 @@ def m004_stages(db):
 
 @migration
 def m005_understanding(db):
-    db.executescript(
+    run_script(
+        db,
         """
         CREATE TABLE passages (                     -- 30-60 s groups of segments: the unit of search
             id INTEGER PRIMARY KEY,
@@ -289,7 +361,8 @@ def m005_understanding(db):
 
 @migration
 def m006_feed_people(db):
-    db.executescript(
+    run_script(
+        db,
         """
         CREATE TABLE feed_people (                  -- podcast:person as the feed gives it (item level)
             episode_id INTEGER NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
@@ -331,4 +404,4 @@ def m007_search_versions(db):
             f"CREATE TRIGGER episodes_{name}_search_version AFTER {event} ON episodes BEGIN "
             "UPDATE search_versions SET version = version + 1 WHERE name = 'text'; END;"
         )
-    db.executescript("\n".join(statements))
+    run_script(db, "\n".join(statements))

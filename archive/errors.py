@@ -64,3 +64,19 @@ class StageError(PodarchiveError):
         super().__init__(f"{stage}: {cause}")
         self.stage = stage
         self.cause = cause
+
+
+class UntrustedURLError(PodarchiveError):
+    """A feed named a URL the trust rules do not follow: another scheme, a local file, a private address."""
+
+
+class FetchLimitError(PodarchiveError):
+    """A download went past one of its limits."""
+
+
+class ResponseTooLargeError(FetchLimitError):
+    """A response (decoded) or a local file is larger than its cap."""
+
+
+class FetchDeadlineError(FetchLimitError):
+    """A request took longer than its overall deadline."""

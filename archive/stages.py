@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from .db import utcnow
+from .db import utcnow, write_transaction
 
 RUNNING, DONE, FAILED = "running", "done", "failed"
 
@@ -24,9 +24,9 @@ def is_done(db: sqlite_utils.Database, episode_id: int, stage: str, input_hash: 
 
 
 def mark_running(db: sqlite_utils.Database, episode_id: int, stage: str, input_hash: str | None) -> None:
-    row = get_stage(db, episode_id, stage)
-    attempts = (row["attempts"] if row else 0) + 1
-    with db.conn:
+    with write_transaction(db):  # read and write in one transaction: the count stays right
+        row = get_stage(db, episode_id, stage)
+        attempts = (row["attempts"] if row else 0) + 1
         db["stages"].upsert(
             {
                 "episode_id": episode_id,
@@ -42,7 +42,7 @@ def mark_running(db: sqlite_utils.Database, episode_id: int, stage: str, input_h
 
 
 def mark_done(db: sqlite_utils.Database, episode_id: int, stage: str, input_hash: str | None) -> None:
-    with db.conn:
+    with write_transaction(db):
         db["stages"].upsert(
             {
                 "episode_id": episode_id,
@@ -57,7 +57,7 @@ def mark_done(db: sqlite_utils.Database, episode_id: int, stage: str, input_hash
 
 
 def mark_failed(db: sqlite_utils.Database, episode_id: int, stage: str, error: str) -> None:
-    with db.conn:
+    with write_transaction(db):
         db["stages"].upsert(
             {
                 "episode_id": episode_id,
@@ -72,6 +72,6 @@ def mark_failed(db: sqlite_utils.Database, episode_id: int, stage: str, error: s
 
 def reset_stages(db: sqlite_utils.Database, episode_id: int, stages: list[str]) -> None:
     """Forget stages so they run again (an episode's enclosure or notes changed)."""
-    with db.conn:
+    with write_transaction(db):
         for stage in stages:
             db.execute("DELETE FROM stages WHERE episode_id = ? AND stage = ?", [episode_id, stage])

@@ -12,32 +12,31 @@ Callers name `dest` from the episode id (never from the URL path, which the feed
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import mimetypes
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 import httpx
 import sqlite_utils
 
-from archive.db import utcnow
-from archive.errors import AudioError
-from ingest import http
+from archive.db import utcnow, write_transaction
+from archive.errors import AudioError, PodarchiveError, UntrustedURLError
+from ingest import http, trust
 
 MAX_AUDIO_BYTES = 2_000_000_000
-ALLOWED_TYPES = {
-    "application/octet-stream",
-    "binary/octet-stream",
-    "application/ogg",
-    "application/mp4",
-    "application/x-mpegaudio",
-}
+# Types that say nothing about the bytes: accepted only when the first bytes sniff as audio.
+GENERIC_TYPES = {"application/octet-stream", "binary/octet-stream"}
+AUDIO_APPLICATION_TYPES = {"application/ogg", "application/mp4", "application/x-mpegaudio"}
+ALLOWED_TYPES = GENERIC_TYPES | AUDIO_APPLICATION_TYPES
+_TOKEN = r"[a-z0-9][a-z0-9!#$&^_.+-]*"
+_MEDIA_TYPE = re.compile(rf"^\s*({_TOKEN})/({_TOKEN})\s*(?:;\s*{_TOKEN}\s*=\s*(?:{_TOKEN}|\"[^\"]*\")\s*)*;?\s*$",
+                         re.IGNORECASE)
+SNIFF_BYTES = 64
 # The truncation check trusts a declared duration only when this much longer than what decodes.
 TRUNCATION_RATIO, TRUNCATION_SECONDS = 0.9, 2.0
 
@@ -56,35 +55,91 @@ class _Restart(Exception):
     """The partial file cannot be resumed: drop it and start from zero."""
 
 
+def media_type(content_type: str | None) -> str | None:
+    """The `type/subtype` of a well-formed Content-Type, lower case, parameters dropped; None when malformed
+    (`audio/mpeg,text/html` is two types, not one)."""
+    match = _MEDIA_TYPE.match(content_type or "")
+    return f"{match.group(1)}/{match.group(2)}".lower() if match else None
+
+
 def is_audio_type(content_type: str | None) -> bool:
-    """audio/*, video/* and the generic binary types servers use for audio (missing type: allowed, and the
-    file is probed later)."""
-    if not content_type:
+    """Whether a declared type may be audio: a well-formed audio/* or video/* type, an audio container type, or
+    a type that says nothing (missing, octet-stream), which `accepted_audio_type` then checks by sniffing."""
+    if not content_type or not content_type.strip():
         return True
-    base = content_type.split(";")[0].strip().lower()
-    return base.startswith(("audio/", "video/")) or base in ALLOWED_TYPES
+    kind = media_type(content_type)
+    return bool(kind) and (kind.split("/")[0] in ("audio", "video") or kind in ALLOWED_TYPES)
+
+
+def accepted_audio_type(content_type: str | None, head: bytes, source: str) -> str:
+    """The normalised media type to store for a file with this declared type and these first bytes.
+
+    Raises AudioError when the type is malformed or not audio, or when a type that says nothing (missing,
+    octet-stream) comes with bytes that do not sniff as audio.
+    """
+    if not is_audio_type(content_type):
+        raise AudioError(f"{source} is not audio: the server sent {content_type}")
+    kind = media_type(content_type)
+    if kind and kind not in GENERIC_TYPES:
+        return kind
+    sniffed = sniff_audio(head)
+    if sniffed is None:
+        raise AudioError(f"{source} is not audio: {content_type or 'no content type'}, and its first bytes are not "
+                         "a known audio format")
+    return sniffed
+
+
+def sniff_audio(head: bytes) -> str | None:
+    """The audio type the first bytes of a file announce, or None."""
+    if head.startswith(b"ID3"):
+        return "audio/mpeg"
+    if head[:4] == b"OggS":
+        return "audio/ogg"
+    if head[:4] == b"fLaC":
+        return "audio/flac"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "audio/aiff"
+    if head[4:8] == b"ftyp":
+        return "audio/mp4"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "audio/webm"
+    if head[:5] == b"#!AMR":
+        return "audio/amr"
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
+        return "audio/aac"  # ADTS
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06:
+        return "audio/mpeg"  # an MPEG audio frame header (layer bits not 00)
+    return None
 
 
 def download_audio(url: str, dest: str | os.PathLike, client: httpx.Client, max_bytes: int = MAX_AUDIO_BYTES,
-                   progress: Progress | None = None, options: http.HttpOptions | None = None) -> DownloadedAudio:
+                   progress: Progress | None = None, options: http.HttpOptions | None = None,
+                   policy: trust.FetchPolicy | None = None) -> DownloadedAudio:
     """Download `url` to the file `dest` (an existing folder gets a file named from the URL's hash).
 
-    Raises AudioError for HTTP errors, a content type that is not audio, or a file over `max_bytes`.
+    `policy` is what the feed that named the URL may reach (default: the policy of the URL itself, as if the
+    operator had named it). Raises AudioError for a URL the trust rules refuse, HTTP errors, a content type
+    that is not audio (or, when it says nothing, first bytes that are not audio), or a file over `max_bytes`.
     """
+    policy = policy or trust.policy_for_source(url, resolver=http.client_resolver(client))
+    try:
+        trust.check_url(url, policy)
+    except PodarchiveError as exc:
+        raise AudioError(str(exc)) from exc
     dest = _destination(Path(dest), url)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if urlparse(url).scheme == "file":
-        return _copy_local(url, dest, max_bytes, progress)
-    if not urlparse(url).scheme.startswith("http"):
-        raise AudioError(f"cannot download audio from {url!r}: not an http(s) or file URL")
+    if trust.is_file_url(url):
+        return _copy_local(url, dest, max_bytes, progress, policy)
     part, meta = _part_paths(dest)
 
     def attempt() -> str | None:
         try:
-            return _stream(url, part, meta, client, max_bytes, progress)
+            return _stream(url, part, meta, client, max_bytes, progress, policy)
         except _Restart:
             _remove(part, meta)
-            return _stream(url, part, meta, client, max_bytes, progress)
+            return _stream(url, part, meta, client, max_bytes, progress, policy)
 
     try:
         content_type = http.with_retries(attempt, options)
@@ -92,6 +147,8 @@ def download_audio(url: str, dest: str | os.PathLike, client: httpx.Client, max_
         raise AudioError(f"could not download audio {url}: HTTP {exc.response.status_code}") from exc
     except (httpx.HTTPError, httpx.InvalidURL, _Restart) as exc:
         raise AudioError(f"could not download audio {url}: {exc or type(exc).__name__}") from exc
+    except UntrustedURLError as exc:  # a redirect hop the trust rules refuse
+        raise AudioError(str(exc)) from exc
     except OSError as exc:
         raise AudioError(f"could not write audio to {part}: {exc.strerror or exc}") from exc
     digest, size = _hash_file(part)
@@ -133,10 +190,10 @@ def _resume_headers(url: str, part: Path, meta: Path) -> dict:
 
 
 def _stream(url: str, part: Path, meta: Path, client: httpx.Client, max_bytes: int,
-            progress: Progress | None) -> str | None:
-    """One attempt: stream the (rest of the) file into `part`. Returns the content type."""
+            progress: Progress | None, policy: trust.FetchPolicy) -> str | None:
+    """One attempt: stream the (rest of the) file into `part`. Returns the normalised content type."""
     headers = {"Accept-Encoding": "identity"} | _resume_headers(url, part, meta)
-    with client.stream("GET", url, headers=headers) as response:
+    with client.stream("GET", url, headers=headers, extensions=http.policy_extensions(policy)) as response:
         status = response.status_code
         if status in http.RETRY_STATUSES:
             raise http.RetryableStatus(response)
@@ -144,17 +201,21 @@ def _stream(url: str, part: Path, meta: Path, client: httpx.Client, max_bytes: i
             raise _Restart()
         if status >= 400:
             raise AudioError(f"could not download audio {url}: HTTP {status}")
-        content_type = response.headers.get("content-type")
-        if not is_audio_type(content_type):
-            raise AudioError(f"{url} is not audio: the server sent {content_type}")
+        declared_type = response.headers.get("content-type")
+        if not is_audio_type(declared_type):
+            raise AudioError(f"{url} is not audio: the server sent {declared_type}")
         offset = _resume_offset(response, headers, part)
         total = _total_size(response, offset)
         if total is not None and total > max_bytes:
             raise AudioError(f"{url} is {total} bytes, over the limit of {max_bytes}")
+        chunks = response.iter_raw()  # as received: a dropped connection keeps every byte read
+        first = _first_bytes(chunks) if not offset else b""
+        head = first if not offset else _file_head(part)
+        content_type = accepted_audio_type(declared_type, head, url)
         _write_meta(meta, url, response)
         done = offset
         with open(part, "ab" if offset else "wb") as out:
-            for chunk in response.iter_raw():  # as received: a dropped connection keeps every byte read
+            for chunk in itertools.chain([first] if first else [], chunks):
                 done += len(chunk)
                 if done > max_bytes:
                     out.close()
@@ -166,6 +227,21 @@ def _stream(url: str, part: Path, meta: Path, client: httpx.Client, max_bytes: i
         if total is not None and done < total:
             raise httpx.ReadError(f"connection closed after {done} of {total} bytes")
     return content_type
+
+
+def _first_bytes(chunks) -> bytes:
+    """Enough of the body's first chunks to sniff (all of them when the body is shorter)."""
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= SNIFF_BYTES:
+            break
+    return head
+
+
+def _file_head(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(SNIFF_BYTES)
 
 
 def _resume_offset(response: httpx.Response, headers: dict, part: Path) -> int:
@@ -204,19 +280,28 @@ def _hash_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _copy_local(url: str, dest: Path, max_bytes: int, progress: Progress | None) -> DownloadedAudio:
-    source = Path(url2pathname(urlparse(url).path))
-    content_type = mimetypes.guess_type(source.name)[0]
-    if not is_audio_type(content_type):
-        raise AudioError(f"{source} is not audio ({content_type})")
+def _copy_local(url: str, dest: Path, max_bytes: int, progress: Progress | None,
+                policy: trust.FetchPolicy) -> DownloadedAudio:
+    """Copy a local file the policy allows (inside the feed's folder, a regular file), never past `max_bytes`."""
+    part = dest.with_name(dest.name + ".part")
     try:
-        size = source.stat().st_size
-        if size > max_bytes:
-            raise AudioError(f"{source} is {size} bytes, over the limit of {max_bytes}")
-        part = dest.with_name(dest.name + ".part")
-        shutil.copyfile(source, part)
-    except OSError as exc:
-        raise AudioError(f"could not copy audio {source}: {exc.strerror or exc}") from exc
+        source = trust.local_file(url, policy)
+        with open(source, "rb") as handle, open(part, "wb") as out:
+            head = handle.read(SNIFF_BYTES)
+            content_type = accepted_audio_type(mimetypes.guess_type(source.name)[0], head, str(source))
+            copied = 0
+            while chunk := (head or handle.read(1024 * 1024)):
+                head = b""
+                copied += len(chunk)
+                if copied > max_bytes:
+                    raise AudioError(f"{source} is over the limit of {max_bytes} bytes")
+                out.write(chunk)
+    except (OSError, UntrustedURLError) as exc:
+        _remove(part)
+        raise AudioError(f"could not copy audio {url}: {getattr(exc, 'strerror', None) or exc}") from exc
+    except AudioError:
+        _remove(part)
+        raise
     digest, size = _hash_file(part)
     os.replace(part, dest)
     if progress:
@@ -226,7 +311,7 @@ def _copy_local(url: str, dest: Path, max_bytes: int, progress: Progress | None)
 
 def save_audio(db: sqlite_utils.Database, episode_id: int, url: str, downloaded: DownloadedAudio) -> None:
     """Record (or replace) the episode's downloaded audio file."""
-    with db.conn:
+    with write_transaction(db):
         db["audio"].upsert(
             {
                 "episode_id": episode_id,

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import numpy as np
 import sqlite_utils
 
-from archive.errors import ChaptersError
+from archive.db import write_transaction
+from archive.errors import ChaptersError, PodarchiveError
 from archive.records import Chapter, Passage
 
 from .topics import TopicOptions, keyphrases, phrase_title, topic_segments
@@ -80,28 +79,47 @@ def fill_ends(chapters: list[Chapter], duration: float | None = None) -> list[Ch
     return chapters
 
 
-def fetch_chapters(url: str, client) -> list[Chapter]:
-    """Download (http/https) or read (file://) a chapters file and parse it. Raises ChaptersError."""
-    parsed = urlparse(url)
-    if parsed.scheme == "file":
-        try:
-            data = Path(unquote(parsed.path)).read_bytes()
-        except OSError as exc:
-            raise ChaptersError(f"cannot read chapters file {url}: {exc}") from exc
-        return parse_chapters_json(data)
-    if parsed.scheme not in ("http", "https"):
-        raise ChaptersError(f"unsupported chapters URL: {url}")
+MAX_CHAPTERS_BYTES = 2_000_000
+
+
+def fetch_chapters(url: str, client, policy=None, max_bytes: int = MAX_CHAPTERS_BYTES,
+                   deadline: float | None = None) -> list[Chapter]:
+    """Download (http/https) or read (a file: URL the policy allows) a chapters file and parse it.
+
+    `policy` is what the feed that named the URL may reach (default: the policy of the URL itself, as if the
+    operator had named it). Raises ChaptersError, with the trust rules' refusal as its cause.
+    """
     import httpx
 
-    from .http import get
+    from . import http, trust
 
+    policy = policy or trust.policy_for_source(url, resolver=http.client_resolver(client))
     try:
-        response = get(client, url, headers={"Accept": "application/json+chapters, application/json"})
+        trust.check_url(url, policy)
+        if trust.is_file_url(url):
+            return parse_chapters_json(trust.read_local_file(url, policy, max_bytes, "chapters file"))
+        if client is None:
+            with http.make_client() as own_client:
+                response = _download_chapters(url, own_client, policy, max_bytes, deadline)
+        else:
+            response = _download_chapters(url, client, policy, max_bytes, deadline)
     except httpx.HTTPError as exc:
         raise ChaptersError(f"cannot fetch chapters {url}: {exc}") from exc
+    except ChaptersError:
+        raise
+    except PodarchiveError as exc:
+        raise ChaptersError(str(exc)) from exc
     if response.status_code >= 400:
         raise ChaptersError(f"cannot fetch chapters {url}: HTTP {response.status_code}")
     return parse_chapters_json(response.content)
+
+
+def _download_chapters(url, client, policy, max_bytes, deadline):
+    from . import http
+
+    return http.fetch_bytes(client, url, max_bytes=max_bytes, policy=policy, what="chapters file",
+                            deadline=deadline or http.DEFAULT_DEADLINE_SECONDS,
+                            headers={"Accept": "application/json+chapters, application/json"})
 
 
 def generate_chapters(passages: list[Passage], vectors: np.ndarray, duration: float | None = None,
@@ -138,7 +156,7 @@ def save_chapters(db: sqlite_utils.Database, episode_id: int, chapters: list[Cha
          "image": c.image, "source": c.source}
         for i, c in enumerate(chapters)
     ]
-    with db.conn:
+    with write_transaction(db):
         db.execute("DELETE FROM chapters WHERE episode_id = ?", [episode_id])
         if rows:
             db["chapters"].insert_all(rows)

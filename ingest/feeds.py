@@ -24,17 +24,16 @@ from dataclasses import asdict, dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
-from urllib.request import url2pathname
 
 import feedparser
 import httpx
 import sqlite_utils
 from lxml import etree
 
-from archive.db import utcnow
-from archive.errors import FeedError, FeedFetchError, FeedParseError, SourceError
+from archive.db import utcnow, write_transaction
+from archive.errors import FeedError, FeedFetchError, FeedParseError, PodarchiveError, SourceError
 from archive.records import PersonRef, TranscriptLink
-from ingest import http
+from ingest import http, trust
 
 PODCAST_NAMESPACES = {
     "https://podcastindex.org/namespace/1.0",
@@ -129,6 +128,16 @@ class SavedFeed:
 # --- sources ---------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class FeedSource:
+    """A feed to ingest. `policy` is what its fetch may reach when an OPML list named it (None: the operator
+    named it, and it gets the policy of its own location); `refused` says why it will not be fetched."""
+
+    url: str
+    policy: trust.FetchPolicy | None = None
+    refused: str | None = None
+
+
 def is_url(source: str) -> bool:
     return source.split(":", 1)[0].lower() in ("http", "https") and "://" in source
 
@@ -139,51 +148,69 @@ def canonical_feed_url(source: str) -> str:
 
 
 def _local_path(source: str) -> Path:
-    if source.lower().startswith("file:"):
-        return Path(url2pathname(urlsplit(source).path))
-    return Path(source).expanduser()
+    return trust.local_path(source)
 
 
-def expand_sources(sources: list[str], client: httpx.Client) -> list[str]:
-    """Feed URLs and feed file paths for the SOURCEs given, OPML lists expanded, duplicates dropped.
+def expand_sources(sources: list[str], client: httpx.Client, rules: http.FetchRules | None = None) -> list[FeedSource]:
+    """Feed sources for the SOURCEs given, OPML lists expanded, duplicates dropped.
 
     A URL counts as OPML when its path ends in `.opml` (telling otherwise would cost a download per feed);
-    a local file when its name ends in `.opml` or its root element is `<opml>`.
+    a local file when its name ends in `.opml` or its root element is `<opml>`. The feeds an OPML list names
+    obey the list's own policy: a remote list's `file:` feeds are refused, a local list's must sit in its folder.
     """
-    expanded: list[str] = []
+    rules = rules or http.FetchRules()
+    expanded: list[FeedSource] = []
     for source in sources:
+        policy = trust.policy_for_source(source, allow_private=rules.allow_private_addresses,
+                                         resolver=http.client_resolver(client))
         if is_url(source):
             if source.split("#")[0].split("?")[0].lower().endswith(".opml"):
-                expanded.extend(opml_feed_urls(_download(source, client).content, source))
+                data = _download(source, client, rules, policy, what="OPML list").content
+                expanded.extend(_listed_feeds(data, source, policy))
             else:
-                expanded.append(source)
+                expanded.append(FeedSource(source))
             continue
         path = _local_path(source)
-        data = _read_source_file(path, source)
+        data = _read_source_file(path, source, rules.max_feed_bytes)
         if path.suffix.lower() == ".opml" or _root_name(data) == "opml":
-            expanded.extend(opml_feed_urls(data, path.resolve().as_uri()))
+            expanded.extend(_listed_feeds(data, path.resolve().as_uri(), policy))
         else:
-            expanded.append(source)
-    return _without_duplicates(_file_uri_to_path(item) for item in expanded)
+            expanded.append(FeedSource(source))
+    return _without_duplicates(expanded)
 
 
-def _read_source_file(path: Path, source: str) -> bytes:
+def _listed_feeds(data: bytes, opml_url: str, policy: trust.FetchPolicy) -> list[FeedSource]:
+    listed = []
+    for url in opml_feed_urls(data, opml_url):
+        try:
+            trust.check_url(url, policy)
+        except PodarchiveError as exc:
+            listed.append(FeedSource(url, policy, refused=str(exc)))
+            continue
+        listed.append(FeedSource(_file_uri_to_path(url), policy))
+    return listed
+
+
+def _read_source_file(path: Path, source: str, max_bytes: int) -> bytes:
     if not path.exists():
         raise SourceError(f"{source}: no such file, and not an http(s) URL")
     if not path.is_file():
         raise SourceError(f"{source}: not a file")
     try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise SourceError(f"{source}: cannot read ({exc.strerror or exc})") from exc
+        return trust.read_local_file(path.resolve().as_uri(), trust.policy_for_source(source), max_bytes, "source")
+    except PodarchiveError as exc:
+        raise SourceError(f"{source}: {exc}") from exc
 
 
 def _file_uri_to_path(source: str) -> str:
     return str(_local_path(source)) if source.lower().startswith("file:") else source
 
 
-def _without_duplicates(items) -> list[str]:
-    return list(dict.fromkeys(items))
+def _without_duplicates(sources: list[FeedSource]) -> list[FeedSource]:
+    first: dict[str, FeedSource] = {}
+    for source in sources:
+        first.setdefault(source.url, source)
+    return list(first.values())
 
 
 def _xml_parser() -> etree.XMLParser:
@@ -245,26 +272,33 @@ def opml_feed_urls(data: bytes, opml_url: str) -> list[str]:
 
 
 def fetch_feed(source: str, client: httpx.Client, etag: str | None = None,
-               last_modified: str | None = None, http_options: http.HttpOptions | None = None) -> FetchedFeed:
-    """The feed's bytes. For URLs a conditional GET: a 304 gives `not_modified=True` and no content."""
+               last_modified: str | None = None, http_options: http.HttpOptions | None = None,
+               policy: trust.FetchPolicy | None = None, rules: http.FetchRules | None = None) -> FetchedFeed:
+    """The feed's bytes. For URLs a conditional GET: a 304 gives `not_modified=True` and no content.
+
+    `policy` is what the fetch may reach (default: the policy of the SOURCE itself); at most
+    `rules.max_feed_bytes` are read, within `rules.deadline_seconds`.
+    """
+    rules = rules or http.FetchRules()
+    policy = policy or trust.policy_for_source(source, allow_private=rules.allow_private_addresses,
+                                               resolver=http.client_resolver(client))
     if is_url(source):
-        return _fetch_url(source, client, etag, last_modified, http_options)
-    path = _local_path(source)
+        return _fetch_url(source, client, etag, last_modified, http_options, policy, rules)
     try:
-        content = path.read_bytes()
-    except OSError as exc:
-        raise FeedFetchError(f"{source}: cannot read feed file ({exc.strerror or exc})") from exc
+        content = trust.read_local_file(_local_path(source).absolute().as_uri(), policy, rules.max_feed_bytes, "feed")
+    except PodarchiveError as exc:
+        raise FeedFetchError(f"{source}: cannot read feed file ({exc})") from exc
     return FetchedFeed(url=canonical_feed_url(source), content=content)
 
 
 def _fetch_url(url: str, client: httpx.Client, etag: str | None, last_modified: str | None,
-               options: http.HttpOptions | None) -> FetchedFeed:
+               options: http.HttpOptions | None, policy: trust.FetchPolicy, rules: http.FetchRules) -> FetchedFeed:
     headers = {}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
-    response = _download(url, client, headers=headers, allow_not_modified=True, options=options)
+    response = _download(url, client, rules, policy, headers=headers, allow_not_modified=True, options=options)
     if response.status_code == 304:
         return FetchedFeed(
             url=url,
@@ -272,23 +306,27 @@ def _fetch_url(url: str, client: httpx.Client, etag: str | None, last_modified: 
             etag=response.headers.get("etag") or etag,
             last_modified=response.headers.get("last-modified") or last_modified,
             not_modified=True,
-            base_url=str(response.url),
+            base_url=response.url,
         )
     return FetchedFeed(
         url=url,
         content=response.content,
         etag=response.headers.get("etag"),
         last_modified=response.headers.get("last-modified"),
-        base_url=str(response.url),
+        base_url=response.url,
     )
 
 
-def _download(url: str, client: httpx.Client, headers: dict | None = None, allow_not_modified: bool = False,
-              options: http.HttpOptions | None = None) -> httpx.Response:
+def _download(url: str, client: httpx.Client, rules: http.FetchRules, policy: trust.FetchPolicy,
+              headers: dict | None = None, allow_not_modified: bool = False,
+              options: http.HttpOptions | None = None, what: str = "feed") -> http.Fetched:
     try:
-        response = http.get(client, url, headers=headers, options=options)
+        response = http.fetch_bytes(client, url, max_bytes=rules.max_feed_bytes, policy=policy, headers=headers,
+                                    deadline=rules.deadline_seconds, options=options, what=what)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise FeedFetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
+    except PodarchiveError as exc:  # refused by the trust rules, over the cap or the deadline
+        raise FeedFetchError(f"{url}: {exc}") from exc
     if response.status_code == 304 and allow_not_modified:
         return response
     if not 200 <= response.status_code < 300:
@@ -367,11 +405,11 @@ def _show(feed, raw: RawFeed, base_url: str) -> ShowInfo:
     image = (feed.get("image") or {}).get("href")
     return ShowInfo(
         title=_clean(feed.get("title")),
-        link=_resolve(base_url, _channel_link(feed)),
+        link=_web_url(base_url, _channel_link(feed)),
         description=_clean(feed.get("subtitle") or feed.get("summary")),
         language=_clean(feed.get("language")),
         author=_clean((feed.get("author_detail") or {}).get("name") or feed.get("author")),
-        image=_resolve(base_url, image),
+        image=_web_url(base_url, image),
         podcast_guid=raw.podcast_guid,
         people=raw.people,
     )
@@ -396,7 +434,7 @@ def _episode(entry, raw: RawItem, base_url: str) -> EpisodeInfo:
     return EpisodeInfo(
         guid=_guid(entry, enclosure.url, title, published),
         title=title,
-        link=_resolve(base_url, entry.get("link")),
+        link=_web_url(base_url, entry.get("link")),
         published=published,
         season=_first_positive_int(entry.get("itunes_season"), raw.season),
         episode_number=_first_positive_int(entry.get("itunes_episode"), raw.episode),
@@ -408,7 +446,7 @@ def _episode(entry, raw: RawItem, base_url: str) -> EpisodeInfo:
         enclosure_url=enclosure.url,
         enclosure_type=enclosure.type,
         enclosure_length=enclosure.length,
-        image=_resolve(base_url, _episode_image(entry)),
+        image=_web_url(base_url, _episode_image(entry)),
         chapters_url=_resolve(base_url, chapters[0]) if chapters else None,
         chapters_type=chapters[1] if chapters else None,
         transcripts=raw.transcripts or _feedparser_transcripts(entry, base_url),
@@ -617,8 +655,8 @@ def _people(parent, base_url: str) -> list[PersonRef]:
             name=" ".join(name.split()),
             role=(_attr(element, "role") or "host").lower(),
             group=(_attr(element, "group") or "cast").lower(),
-            href=_resolve(base_url, _attr(element, "href")),
-            img=_resolve(base_url, _attr(element, "img")),
+            href=_web_url(base_url, _attr(element, "href")),
+            img=_web_url(base_url, _attr(element, "img")),
             source="feed",
         ))
     return people
@@ -712,6 +750,12 @@ def _resolve(base_url: str, url) -> str | None:
         return url
 
 
+def _web_url(base_url: str, url) -> str | None:
+    """A link or image the site may show: kept only when it resolves to an http(s) URL (never fetched)."""
+    resolved = _resolve(base_url, url)
+    return resolved if resolved and trust.is_http_url(resolved) else None
+
+
 def _url_basename(url: str) -> str | None:
     name = posixpath.basename(unquote(urlsplit(url).path))
     return posixpath.splitext(name)[0] or None
@@ -793,7 +837,7 @@ def save_feed(db: sqlite_utils.Database, fetched: FetchedFeed, parsed: ParsedFee
     if parsed is None or fetched.content is None:
         raise FeedError(f"{fetched.url}: nothing to save (no content or no parsed feed)")
     content_hash = hashlib.sha256(fetched.content).hexdigest()
-    with db.atomic():
+    with write_transaction(db):
         previous = _show_row(db, fetched.url)
         show_id = _upsert_show(db, fetched, parsed.show, content_hash, previous)
         if previous and previous["content_hash"] == content_hash:
@@ -811,7 +855,7 @@ def _save_not_modified(db: sqlite_utils.Database, fetched: FetchedFeed) -> Saved
     if row is None:
         raise FeedError(f"{fetched.url}: server says not modified, but the feed is not in the archive")
     if row["last_error"]:
-        with db.atomic():
+        with write_transaction(db):
             db["shows"].update(row["id"], {"last_error": None, "last_error_at": None})
     ids = [r["id"] for r in db.query("SELECT id FROM episodes WHERE show_id = ? ORDER BY id", [row["id"]])]
     return SavedFeed(show_id=row["id"], unchanged=ids)
@@ -824,7 +868,7 @@ def record_feed_error(db: sqlite_utils.Database, feed_url: str, message: str) ->
     """
     feed_url = canonical_feed_url(feed_url)
     now = utcnow()
-    with db.atomic():
+    with write_transaction(db):
         row = _show_row(db, feed_url)
         if row:
             db["shows"].update(row["id"], {"last_error": message, "last_error_at": now, "updated_at": now})

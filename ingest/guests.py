@@ -29,6 +29,7 @@ from collections import Counter
 
 import sqlite_utils
 
+from archive.db import write_transaction
 from archive.people import HONORIFICS, clean_name, name_tokens, normalise_name, upsert_person
 from archive.records import PersonRef, Segment
 
@@ -319,7 +320,7 @@ def save_guests(db: sqlite_utils.Database, episode_id: int, people: list[PersonR
     refs = list(people) + [PersonRef(name=p["name"], role=p["role"].lower(), group=p["person_group"], href=p["href"],
                                      img=p["img"], source="feed") for p in others]
     ids = []
-    with db.conn:
+    with write_transaction(db):
         db.execute("DELETE FROM episode_people WHERE episode_id = ?", [episode_id])
         for ref in refs:
             try:

@@ -16,6 +16,7 @@ import numpy as np
 import sqlite_utils
 
 from archive import indexes
+from archive.db import write_transaction
 from archive.embeddings import Embedder, default_embedder
 from archive.errors import ModelLoadError, PodarchiveError
 
@@ -78,7 +79,7 @@ def ensure_embeddings(db: sqlite_utils.Database, rows: list[dict], embedder: Emb
              "vector": vector.tobytes()}
             for (content_hash, _), vector in zip(batch, embedded)
         ]
-        with db.conn:
+        with write_transaction(db):
             db["embeddings"].insert_all(records, pk=("model", "content_hash"), replace=True)
         vectors.update({content_hash: vector for (content_hash, _), vector in zip(batch, embedded)})
     return np.stack([vectors[h] for h in hashes]).astype(np.float32, copy=False)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
+from archive.db import write_transaction
 from archive.records import Passage, Segment
 
 CHARS_PER_SECOND = 15.0  # about 150 words a minute: used only to size passages of untimed transcripts
@@ -164,7 +165,7 @@ def save_passages(db: sqlite_utils.Database, episode_id: int, passages: list[Pas
          "text": p.text, "content_hash": content_hash(p.text)}
         for i, p in enumerate(passages)
     ]
-    with db.conn:
+    with write_transaction(db):
         db.execute("DELETE FROM passages WHERE episode_id = ?", [episode_id])
         if rows:
             db["passages"].insert_all(rows)

@@ -22,6 +22,7 @@ from archive import stages
 from archive.errors import PodarchiveError, StageError
 from archive.records import TranscriptLink, TranscriptSource
 
+from .http import FetchRules, feed_policy
 from .progress import Progress
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class IngestOptions:
     transcription: object | None = None  # ingest.transcribe.TranscriptionOptions; None = defaults
     embedding_model: str | None = None
     progress: bool = False
+    fetch: FetchRules = field(default_factory=FetchRules)  # the trust rules' caps, deadline and address widening
 
 
 @dataclass
@@ -86,13 +88,14 @@ class Pipeline:
         self.progress = Progress(enabled=self.options.progress)
         self._whisper = None
         self._embedder = None
+        self._policies: dict[str, object] = {}
 
     # -- feeds ---------------------------------------------------------------------------------------------
 
     def run(self, sources: list[str]) -> IngestReport:
         show_ids = []
-        for feed_url in self.expand(sources):
-            show_id = self.ingest_feed(feed_url)
+        for source in self.expand(sources):
+            show_id = self.ingest_feed(source)
             if show_id is not None:
                 show_ids.append(show_id)
         if not self.options.metadata_only:
@@ -101,25 +104,34 @@ class Pipeline:
                 self.build_index()
         return self.report
 
-    def expand(self, sources: list[str]) -> list[str]:
+    def expand(self, sources: list[str]) -> list:
+        """FeedSources for the SOURCEs; an OPML entry the trust rules refuse is recorded as a failure."""
         from .feeds import expand_sources
 
-        feeds: list[str] = []
+        feeds: dict[str, object] = {}
         for source in sources:
             try:
-                feeds.extend(expand_sources([source], self.client))
+                for feed in expand_sources([source], self.client, self.options.fetch):
+                    if feed.refused:
+                        self.fail(f"{source}: {feed.url}", "source", feed.refused)
+                    else:
+                        feeds.setdefault(feed.url, feed)
             except PodarchiveError as exc:
                 self.fail(source, "source", exc)
-        return list(dict.fromkeys(feeds))
+        return list(feeds.values())
 
-    def ingest_feed(self, feed_url: str) -> int | None:
-        from .feeds import feed_state, fetch_feed, parse_feed, record_feed_error, save_feed
+    def ingest_feed(self, source) -> int | None:
+        """Fetch, parse and save one feed (a FeedSource, or a SOURCE string the operator named)."""
+        from .feeds import FeedSource, feed_state, fetch_feed, parse_feed, record_feed_error, save_feed
 
+        source = source if isinstance(source, FeedSource) else FeedSource(source)
+        feed_url = source.url
         self.report.feeds += 1
         try:
             state = feed_state(self.db, feed_url)
             etag, last_modified = (state[0], state[1]) if state else (None, None)
-            fetched = fetch_feed(feed_url, self.client, etag=etag, last_modified=last_modified)
+            fetched = fetch_feed(feed_url, self.client, etag=etag, last_modified=last_modified,
+                                 policy=source.policy, rules=self.options.fetch)
             if fetched.not_modified:  # 304: nothing to write beyond clearing an old error
                 self.report.feeds_not_modified += 1
                 return save_feed(self.db, fetched, None).show_id
@@ -181,7 +193,9 @@ class Pipeline:
             self.report.transcripts_skipped += 1
             return
         with self.stage(episode_id, TRANSCRIPT, input_hash):
-            data, content_type = fetch_transcript_file(link.url, self.client)
+            rules = self.options.fetch
+            data, content_type = fetch_transcript_file(link.url, self.client, max_bytes=rules.max_transcript_bytes,
+                                                       policy=self.policy(episode), deadline=rules.deadline_seconds)
             content_hash = hashlib.sha256(data).hexdigest()
             if not self.same_transcript(episode_id, link.url, content_hash):
                 fmt = link.type or content_type or link.url
@@ -228,7 +242,7 @@ class Pipeline:
                                    unit_scale=True, leave=False) as bar:
                 downloaded = download_audio(
                     episode["enclosure_url"], dest, self.client, max_bytes=self.options.max_audio_bytes,
-                    progress=bar.bytes_callback,
+                    progress=bar.bytes_callback, policy=self.policy(episode),
                 )
             save_audio(self.db, episode_id, episode["enclosure_url"], downloaded)
         return self.db["audio"].get(episode_id)
@@ -268,6 +282,13 @@ class Pipeline:
             self._whisper = load_whisper(self.transcription_options())
         return self._whisper
 
+    def policy(self, episode: dict):
+        """What the URLs of this episode's feed may reach (ingest.trust), worked out once a run per feed."""
+        feed_url = self.db.execute("SELECT feed_url FROM shows WHERE id = ?", [episode["show_id"]]).fetchone()[0]
+        if feed_url not in self._policies:
+            self._policies[feed_url] = feed_policy(feed_url, self.options.fetch, self.client)
+        return self._policies[feed_url]
+
     # -- index ---------------------------------------------------------------------------------------------
 
     def embedder(self):
@@ -281,7 +302,7 @@ class Pipeline:
         from .index import build_index
 
         try:
-            self.report.index = build_index(self.db, self.embedder(), client=self.client,
+            self.report.index = build_index(self.db, self.embedder(), self.index_options(), client=self.client,
                                             progress=self.progress.enabled)
         except PodarchiveError as exc:
             self.fail("index", "index", exc)
@@ -289,6 +310,12 @@ class Pipeline:
         for failure in getattr(self.report.index, "failures", []) or []:
             self.report.failures.append(Failure(*failure) if isinstance(failure, tuple) else failure)
         return self.report.index
+
+    def index_options(self):
+        from .index import IndexOptions
+        from .understand import UnderstandOptions
+
+        return IndexOptions(understand=UnderstandOptions(fetch=self.options.fetch))
 
     def fail(self, what: str, stage: str, exc: BaseException | str) -> None:
         message = exc if isinstance(exc, str) else describe(exc)
@@ -325,8 +352,9 @@ def ingest_sources(db: sqlite_utils.Database, sources: list[str], options: Inges
 
 
 def index_archive(db: sqlite_utils.Database, embedding_model: str | None = None, progress: bool = False,
-                  client=None):
+                  client=None, fetch: FetchRules | None = None):
     """(Re)build what is missing in the index for every transcribed episode."""
-    pipeline = Pipeline(db, IngestOptions(embedding_model=embedding_model, progress=progress), client)
+    options = IngestOptions(embedding_model=embedding_model, progress=progress, fetch=fetch or FetchRules())
+    pipeline = Pipeline(db, options, client)
     pipeline.build_index()
     return pipeline.report

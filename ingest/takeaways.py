@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sqlite_utils
 
+from archive.db import write_transaction
 from archive.records import Passage, Takeaway
 
 from .passages import split_sentences
@@ -568,7 +569,7 @@ def save_takeaways(db: sqlite_utils.Database, episode_id: int, takeaways: list[T
          "source": t.source}
         for i, t in enumerate(takeaways)
     ]
-    with db.conn:
+    with write_transaction(db):
         db.execute("DELETE FROM takeaways WHERE episode_id = ?", [episode_id])
         if rows:
             db["takeaways"].insert_all(rows)

@@ -8,67 +8,50 @@ from __future__ import annotations
 
 import json
 import mimetypes
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterable
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 import httpx
 import sqlite_utils
 
-from archive.db import utcnow
-from archive.errors import TranscriptFetchError
+from archive.db import utcnow, write_transaction
+from archive.errors import PodarchiveError, TranscriptFetchError
 from archive.records import Segment, TranscriptSource
-from ingest import http
+from ingest import http, trust
 
-MAX_TRANSCRIPT_BYTES = 50_000_000
+MAX_TRANSCRIPT_BYTES = 10_000_000
 
 
-def fetch_transcript_file(url: str, client: httpx.Client, max_bytes: int = MAX_TRANSCRIPT_BYTES) -> tuple[bytes, str | None]:
-    """Download a transcript file: (bytes, content type). file:// URLs are read from disk."""
-    if urlparse(url).scheme == "file":
-        return _read_local(url, max_bytes)
+def fetch_transcript_file(url: str, client: httpx.Client, max_bytes: int = MAX_TRANSCRIPT_BYTES,
+                          policy: trust.FetchPolicy | None = None,
+                          deadline: float = http.DEFAULT_DEADLINE_SECONDS) -> tuple[bytes, str | None]:
+    """Download a transcript file: (bytes, content type). file:// URLs are read from disk when `policy` allows.
+
+    `policy` is what the feed that named the URL may reach (default: the policy of the URL itself, as if the
+    operator had named it). Raises TranscriptFetchError, with the trust rules' refusal as its cause.
+    """
+    policy = policy or trust.policy_for_source(url, resolver=http.client_resolver(client))
     try:
-        response = http.get(client, url)
+        trust.check_url(url, policy)
+        if trust.is_file_url(url):
+            path = trust.local_file(url, policy)
+            return trust.read_local_file(url, policy, max_bytes, "transcript"), mimetypes.guess_type(path.name)[0]
+        response = http.fetch_bytes(client, url, max_bytes=max_bytes, policy=policy, deadline=deadline,
+                                    what="transcript")
     except httpx.HTTPError as exc:
         raise TranscriptFetchError(f"could not download transcript {url}: {exc}") from exc
+    except PodarchiveError as exc:
+        raise TranscriptFetchError(str(exc)) from exc
     if response.status_code >= 400:
         raise TranscriptFetchError(f"could not download transcript {url}: HTTP {response.status_code}")
-    if len(response.content) > max_bytes:
-        raise TranscriptFetchError(f"transcript {url} is larger than {max_bytes} bytes")
     return response.content, response.headers.get("content-type")
-
-
-def _read_local(url: str, max_bytes: int) -> tuple[bytes, str | None]:
-    path = Path(url2pathname(urlparse(url).path))
-    try:
-        if path.stat().st_size > max_bytes:
-            raise TranscriptFetchError(f"transcript {path} is larger than {max_bytes} bytes")
-        return path.read_bytes(), mimetypes.guess_type(path.name)[0]
-    except OSError as exc:
-        raise TranscriptFetchError(f"could not read transcript {path}: {exc.strerror or exc}") from exc
-
-
-@contextmanager
-def atomic(db: sqlite_utils.Database):
-    """All or nothing. A savepoint: outside a transaction, its release commits; inside the caller's
-    transaction, it nests and the caller commits."""
-    conn = db.conn
-    conn.execute("SAVEPOINT save_transcript")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK TO SAVEPOINT save_transcript")
-        conn.execute("RELEASE SAVEPOINT save_transcript")
-        raise
-    conn.execute("RELEASE SAVEPOINT save_transcript")
 
 
 def save_transcript(db: sqlite_utils.Database, episode_id: int, segments: Iterable[Segment],
                     source: TranscriptSource) -> int:
-    """Store `segments` as the episode's transcript, replacing any previous one. Returns the transcript id."""
-    with atomic(db) as conn:
+    """Store `segments` as the episode's transcript, replacing any previous one, all or nothing (inside the
+    caller's transaction, the caller commits). Returns the transcript id."""
+    conn = db.conn
+    with write_transaction(db):
         conn.execute(
             "DELETE FROM segments WHERE transcript_id IN (SELECT id FROM transcripts WHERE episode_id = ?)",
             [episode_id],

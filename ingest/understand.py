@@ -26,6 +26,7 @@ from archive.transcript_formats import load_segments
 
 from .chapters import fetch_chapters, fill_ends, generate_chapters, save_chapters
 from .guests import episode_hosts, feed_people_rows, find_guests, identify_host, save_guests
+from .http import FetchRules, feed_policy
 from .passages import load_passage_rows, make_passages, rows_to_passages, save_passages
 from .takeaways import LLMOptions, TakeawayOptions, generate_takeaways, place_takeaways, save_takeaways, \
     takeaways_from_notes
@@ -44,6 +45,7 @@ class UnderstandOptions:
     passage_max: float = 60
     takeaways: TakeawayOptions = field(default_factory=lambda: TakeawayOptions(llm=LLMOptions.from_env()))
     force: bool = False  # redo every step even when its input is unchanged
+    fetch: FetchRules = field(default_factory=FetchRules)  # what a feed's chapters URL may make us read
 
 
 def input_hash(*parts: object) -> str:
@@ -185,7 +187,7 @@ def _chapters_stage(run: _Run, episode: dict, transcript_key) -> None:
         chapters = None
         if url:
             try:
-                chapters = fill_ends(fetch_chapters(url, run.http()), episode["duration"])
+                chapters = fill_ends(_fetch_feed_chapters(run, episode, url), episode["duration"])
                 stages.mark_done(run.db, run.episode_id, CHAPTERS_FETCH, digest)
             except PodarchiveError as exc:  # a 404 or a broken file: generated chapters still serve
                 stages.mark_failed(run.db, run.episode_id, CHAPTERS_FETCH, _describe(exc))
@@ -197,6 +199,15 @@ def _chapters_stage(run: _Run, episode: dict, transcript_key) -> None:
         save_chapters(run.db, run.episode_id, chapters)
         run.summary["chapters"] = len(chapters)
         run.summary["chapters_source"] = chapters[0].source if chapters else None
+
+
+def _fetch_feed_chapters(run: _Run, episode: dict, url: str):
+    """The chapters file the feed names, read under the trust rules of the feed it came from."""
+    feed_url = run.db.execute("SELECT feed_url FROM shows WHERE id = ?", [episode["show_id"]]).fetchone()[0]
+    rules = run.options.fetch
+    policy = feed_policy(feed_url, rules, run.http())
+    return fetch_chapters(url, run.http(), policy, max_bytes=rules.max_chapters_bytes,
+                          deadline=rules.deadline_seconds)
 
 
 def _notes(episode: dict) -> str:
@@ -217,7 +228,7 @@ def _takeaways_stage(run: _Run, episode: dict, transcript_key, host_label) -> No
             takeaways = place_takeaways(items, passages, vectors, run.embedder, source="notes")
         elif passages:
             takeaways = generate_takeaways(passages, run.vectors(), run.embedder, host=host_label,
-                                           options=run.options.takeaways, client=run.client)
+                                           options=run.options.takeaways)
         else:
             takeaways = []
         save_takeaways(run.db, run.episode_id, takeaways)

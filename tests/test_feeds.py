@@ -319,7 +319,7 @@ def test_twiml_corpus_feed_percent_encoded_transcripts_are_fetchable(serve, clie
     assert all(len(e.transcripts) == 1 and e.transcripts[0].type == "text/vtt" for e in parsed.episodes)
     encoded = [e.transcripts[0].url for e in parsed.episodes if "%EF%80%BA" in e.transcripts[0].url]
     assert encoded, "the feed percent-encodes non-ASCII file names"
-    response = pod_http.get(client, encoded[0])
+    response = pod_http.fetch_bytes(client, encoded[0], max_bytes=10_000_000)
     assert response.status_code == 200 and response.content.startswith(b"WEBVTT")
 
 
@@ -539,13 +539,13 @@ def test_expand_sources_reads_nested_opml(tmp_path, client):
     plain_feed = tmp_path / "feeds" / "local.xml"
     sources = expand_sources(["https://example.org/other.xml", str(tmp_path / "subs.opml"), str(plain_feed)],
                              client)
-    assert sources == ["https://example.org/other.xml", "https://example.org/datacast.xml", str(plain_feed)]
+    assert [source.url for source in sources] == ["https://example.org/other.xml", "https://example.org/datacast.xml", str(plain_feed)]
 
 
 def test_expand_sources_fetches_opml_urls(tmp_path, serve, client):
     (tmp_path / "subs.opml").write_text(OPML)
     base = serve(tmp_path)
-    assert expand_sources([f"{base}/subs.opml"], client) == [
+    assert [source.url for source in expand_sources([f"{base}/subs.opml"], client)] == [
         "https://example.org/datacast.xml", f"{base}/feeds/local.xml"]
 
 
@@ -560,7 +560,7 @@ def test_expand_sources_rejects_bad_paths(tmp_path, client, make):
 
 def test_truncated_opml_is_recovered(tmp_path, client):
     (tmp_path / "cut.opml").write_text("<opml><body><outline xmlUrl='feed.xml'")
-    assert expand_sources([str(tmp_path / "cut.opml")], client) == [str(tmp_path / "feed.xml")]
+    assert [s.url for s in expand_sources([str(tmp_path / "cut.opml")], client)] == [str(tmp_path / "feed.xml")]
 
 
 def test_opml_file_that_is_not_opml_is_a_source_error(tmp_path, client):

@@ -110,6 +110,7 @@ def test_new_transcript_redoes_everything(db, episode):
 
 def test_missing_chapters_file_falls_back_to_generated(db, episode, serve, tmp_path):
     base = serve(tmp_path)
+    show_is_served_from(db, episode, f"{base}/feed.xml")  # a loopback feed may lead to loopback addresses
     db["episodes"].update(episode, {"chapters_url": f"{base}/chapters.json"})
     summary = understand_episode(db, episode, FakeEmbedder())
     assert summary["chapters_source"] == "generated"
@@ -120,7 +121,12 @@ def test_missing_chapters_file_falls_back_to_generated(db, episode, serve, tmp_p
     assert "404" in stages.get_stage(db, episode, "chapters_fetch")["last_error"]
 
 
+def show_is_served_from(db, episode_id, feed_url):
+    db["shows"].update(db["episodes"].get(episode_id)["show_id"], {"feed_url": feed_url})
+
+
 def test_feed_chapters_are_used(db, episode):
+    show_is_served_from(db, episode, (SHARED / "chapters" / "feed.xml").as_uri())  # a local feed's own folder
     url = (SHARED / "chapters" / "podcast-namespace_example.json").as_uri()
     db["episodes"].update(episode, {"chapters_url": url})
     summary = understand_episode(db, episode, FakeEmbedder())
