@@ -1,13 +1,20 @@
-"""Make HTML from feeds and search snippets safe to put in a page.
+"""Make what feeds say safe to re-publish: HTML and search snippets in a page, URLs and ids anywhere.
 
 Show notes are third-party HTML: scripts, styles, event handlers and `javascript:`/`data:` URLs never survive,
 links open nothing but http(s) and mailto and carry rel="nofollow noopener". Images are dropped too, so a page
 loads nothing from outside the site but the episode's audio.
+
+A URL a feed gives (a link, an image, an enclosure, a person's href) is re-published only when it is an absolute
+http(s) URL (`public_url`): never `javascript:`, `data:`, `vbscript:` or `file:`, nor a path on the machine that
+ingested the feed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
+import re
+from urllib.parse import urlsplit
 
 import nh3
 
@@ -45,3 +52,42 @@ def clean_snippet(snippet: str | None) -> str:
     if not snippet:
         return ""
     return nh3.clean(snippet, tags={"mark"}, attributes={}, clean_content_tags=set(DROPPED_WITH_CONTENT))
+
+
+PUBLIC_SCHEMES = frozenset({"http", "https"})
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+LOCAL_PLACE = re.compile(r"^(?:[/\\~]|[A-Za-z]:[/\\]|(?:file|data|javascript|vbscript):)", re.IGNORECASE)
+
+
+def public_url(value) -> str | None:
+    """`value` if it is an absolute http(s) URL with a host (surrounding spaces trimmed, inner ones encoded),
+    else None."""
+    if not isinstance(value, str):
+        return None
+    url = value.strip().replace(" ", "%20")
+    if not url or CONTROL.search(url) or "\\" in url:
+        return None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return None
+    return url if parts.scheme.lower() in PUBLIC_SCHEMES and host else None
+
+
+def public_guid(guid: str | None) -> str | None:
+    """An episode's guid as it may be re-published: as the feed gave it, unless it names a local place or a
+    script (a `file:` URL or a path, as a local feed without guids gets from its enclosures), which becomes
+    `sha256:<hex>` of it: the same id everywhere, nothing of the path."""
+    if guid and LOCAL_PLACE.match(guid.strip()):
+        return f"sha256:{hashlib.sha256(guid.encode('utf-8')).hexdigest()}"
+    return guid
+
+
+def plain_text(value: str | None) -> str:
+    """Text with any HTML markup removed (scripts and styles with their content), entities decoded."""
+    if not value:
+        return ""
+    if "<" not in value and "&" not in value:
+        return value
+    return html.unescape(nh3.clean(value, tags=set(), attributes={}, clean_content_tags=set(DROPPED_WITH_CONTENT)))

@@ -24,6 +24,7 @@ import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import sqlite_utils
@@ -37,6 +38,7 @@ from .records import SearchResult
 
 MODES = ("hybrid", "keyword", "semantic")
 MAX_LIMIT = 1000
+SPEAKER_POOL = 2  # a speaker-filtered ranking takes twice its depth (then more), then keeps the speaker's words
 SNIPPET_CHARS = 260  # about 40 words
 PLAIN_SNIPPET_CHARS = 240
 
@@ -74,10 +76,39 @@ class Hit:
 
 
 @dataclass
+class SpokenBy:
+    """Whether one person may speak in a passage of their episodes: its speaker label names them
+    (`same_person`), or it has no label (an unlabelled transcript, or a passage that mixes speakers).
+
+    Checked on ranked candidates rather than listed up front: for a host who is in every episode the list would
+    be most of the archive, and a filtered search would cost many times a plain one."""
+
+    names: tuple[str, ...]
+    _labels: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)  # label -> theirs?
+
+    def says(self, label: str | None) -> bool:
+        if not label:
+            return True
+        theirs = self._labels.get(label)
+        if theirs is None:
+            theirs = self._labels[label] = any(same_person(label, name) for name in self.names)
+        return theirs
+
+    def judge(self, db, refs: list[int], verdicts: dict[int, bool]) -> None:
+        """Record in `verdicts` whether this person may have said each passage (a passage deleted meanwhile: no)."""
+        if not refs:
+            return
+        labels = dict(db.execute("SELECT id, speaker FROM passages WHERE id IN (SELECT value FROM json_each(?))",
+                                 [json.dumps(refs)]).fetchall())
+        for ref in refs:
+            verdicts[ref] = ref in labels and self.says(labels[ref])
+
+
+@dataclass
 class Filters:
     sql: str = ""  # condition on episodes aliased `e`
     params: list = field(default_factory=list)
-    passages: frozenset[int] | None = None  # only these passages (one person's words): no takeaways, no notes
+    speaker: SpokenBy | None = None  # only one person's words (in their episodes): no takeaways, no notes
 
     @property
     def active(self) -> bool:
@@ -91,7 +122,7 @@ def search(db: sqlite_utils.Database, query: str, mode: str = "hybrid", show=Non
            tuning: SearchTuning | None = None, speaker=None) -> list[SearchResult]:
     """Search passages, takeaways and episode notes. Raises SearchError for a bad mode, limit or filter.
     `guest` keeps the episodes a person appears in; `speaker` keeps only what they said there (passages with
-    their speaker label, or with none: see `spoken_passages`).
+    their speaker label, or with none: see `SpokenBy`).
     An empty query (or one with no word in it) gives no results."""
     if mode not in MODES:
         raise SearchError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
@@ -112,7 +143,7 @@ def search(db: sqlite_utils.Database, query: str, mode: str = "hybrid", show=Non
         embedder = embedder or get_embedder()
         with one_torch_thread():
             vector = embed_query(embedder, text)
-        lists.append(("semantic", semantic_ranking(db, vector, embedder.name, allowed, depth, filters.passages)))
+        lists.append(("semantic", semantic_ranking(db, vector, embedder.name, allowed, depth, filters.speaker)))
     fused = fuse(lists, tuning, episodes_of_hits(db, lists))[:limit]
     return materialise(db, fused, parsed)
 
@@ -167,7 +198,7 @@ def parse_date(value, name: str) -> dt.date | None:
 
 def resolve_filters(db: sqlite_utils.Database, show=None, guest=None, since=None, until=None,
                     speaker=None) -> Filters:
-    clauses, params, passages = [], [], None
+    clauses, params, speaker_filter = [], [], None
     if show not in (None, ""):
         clauses.append("e.show_id = ?")
         params.append(_show_id(db, show))
@@ -178,7 +209,7 @@ def resolve_filters(db: sqlite_utils.Database, show=None, guest=None, since=None
                            f"({','.join('?' * len(ids))}))")
             params.extend(ids)
             if their_words_only:
-                passages = spoken_passages(db, ids)
+                speaker_filter = spoken_by(db, ids)
     start, end = parse_date(since, "since"), parse_date(until, "until")
     if start and end and start > end:
         raise SearchError(f"since ({start}) is after until ({end})")
@@ -188,7 +219,7 @@ def resolve_filters(db: sqlite_utils.Database, show=None, guest=None, since=None
     if end:
         clauses.append("e.published < ?")  # until is a whole day: everything before the next one
         params.append((end + dt.timedelta(days=1)).isoformat())
-    return Filters(" AND ".join(clauses), params, passages)
+    return Filters(" AND ".join(clauses), params, speaker_filter)
 
 
 def _show_id(db, show) -> int:
@@ -211,23 +242,42 @@ def _person_ids(db, guest) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-def spoken_passages(db, person_ids: list[int]) -> frozenset[int]:
-    """The passages of these people's episodes that they may speak in: those whose speaker label names them
-    (`same_person`), and those with no label (an unlabelled transcript, or a passage that mixes speakers)."""
+def spoken_by(db, person_ids: list[int]) -> SpokenBy:
     marks = ",".join("?" * len(person_ids))
-    names = [r[0] for r in db.execute(f"SELECT name FROM people WHERE id IN ({marks})", person_ids)]
-    rows = db.execute(
-        f"SELECT id, speaker FROM passages WHERE episode_id IN "
-        f"(SELECT episode_id FROM episode_people WHERE person_id IN ({marks}))", person_ids).fetchall()
-    speakers = {speaker for _, speaker in rows if speaker}
-    theirs = {speaker for speaker in speakers if any(same_person(speaker, name) for name in names)}
-    return frozenset(passage for passage, speaker in rows if not speaker or speaker in theirs)
+    return SpokenBy(tuple(r[0] for r in db.execute(f"SELECT name FROM people WHERE id IN ({marks})", person_ids)))
+
+
+def spoken_only(db, rank: Callable[[int], list[Hit]], speaker: SpokenBy | None, depth: int) -> list[Hit]:
+    """The best `depth` hits of a ranking (`rank(k)` gives its top k) that `speaker` may have said; all of them
+    without a speaker. The ranking runs as a plain one on a pool of SPEAKER_POOL times the depth, whose hits are
+    judged best first, in batches sized by the share found theirs so far; the pool grows (four times) only while
+    too few are theirs and the ranking has more. A host who speaks in every episode costs about what a plain
+    search does; a rare voice costs more rounds."""
+    if speaker is None:
+        return rank(depth)
+    pool, verdicts = depth * SPEAKER_POOL, {}
+    while True:
+        hits = rank(pool)
+        kept, position = [], 0
+        while len(kept) < depth and position < len(hits):
+            share = max(len(kept) / position, 0.1) if position else 1.0
+            batch = hits[position:position + int((depth - len(kept)) / share * 1.2) + 8]
+            speaker.judge(db, [h.ref for h in batch if h.ref not in verdicts], verdicts)
+            kept += [h for h in batch if verdicts[h.ref]]
+            position += len(batch)
+        if len(kept) >= depth or len(hits) < pool:
+            return kept[:depth]
+        pool *= 4
 
 
 def _allowed_episodes(db, filters: Filters) -> np.ndarray | None:
+    """The ids of the episodes the filters keep; None when that is every episode (a host in all of them), so
+    the side indexes search as for no filter."""
     if not filters.active:
         return None
     rows = db.execute(f"SELECT e.id FROM episodes e WHERE {filters.sql}", filters.params).fetchall()
+    if rows and len(rows) == db.execute("SELECT count(*) FROM episodes").fetchone()[0]:
+        return None
     return np.array([r[0] for r in rows], dtype=np.int64)
 
 
@@ -244,12 +294,16 @@ def keyword_rankings(db, parsed: ParsedQuery, filters: Filters, allowed, depth: 
     if not _has_fts(db):
         raise SearchError("this archive has no search index yet: run `podarchive index`")
     if indexes.is_large(db):
-        rank = _tantivy_ranker(db, parsed, allowed, filters.passages)
+        ranker = _tantivy_ranker(db, parsed, allowed)
     else:
-        rank = _fts5_ranker(db, parsed, filters)
+        ranker = _fts5_ranker(db, parsed, filters)
+
+    def rank(kind: str, operator: str, depth: int) -> list[Hit]:
+        return spoken_only(db, lambda k: ranker(kind, operator, k), filters.speaker, depth)
+
     lists = []
     or_below = limit if tuning.or_below is None else tuning.or_below
-    kinds = indexes.KINDS if filters.passages is None else ("passage",)
+    kinds = indexes.KINDS if filters.speaker is None else ("passage",)
     for kind in kinds:
         operator = tuning.keyword_operator
         hits = rank(kind, operator, depth)
@@ -276,9 +330,6 @@ def _fts5_ranker(db, parsed: ParsedQuery, filters: Filters):
         fts, table, weights, episode = _FTS5_SQL[kind]
         where = f" AND {filters.sql}" if filters.active else ""
         params = [match, *filters.params]
-        if filters.passages is not None:
-            where += " AND r.id IN (SELECT value FROM json_each(?))"
-            params.append(json.dumps(sorted(filters.passages)))
         sql = (
             f"SELECT r.id, bm25({fts}{weights}) AS score FROM {fts} JOIN {table} r ON r.rowid = {fts}.rowid "
             f"JOIN episodes e ON e.id = {episode} WHERE {fts} MATCH ?{where} ORDER BY score LIMIT ?"
@@ -289,17 +340,12 @@ def _fts5_ranker(db, parsed: ParsedQuery, filters: Filters):
     return rank
 
 
-def _tantivy_ranker(db, parsed: ParsedQuery, allowed, passages: frozenset[int] | None):
+def _tantivy_ranker(db, parsed: ParsedQuery, allowed):
     index = indexes.keyword_index(db)
     clauses = [tantivy_clause(c) for c in parsed.required()]
 
     def rank(kind: str, operator: str, depth: int) -> list[Hit]:
-        if passages is None:
-            found = index.search(clauses, kind, depth, operator, allowed)
-        else:  # the index filters by episode only: every hit of those episodes, then the speaker's passages
-            found = [f for f in index.search(clauses, kind, 2 * len(passages) + depth, operator, allowed)
-                     if f[0] in passages][:depth]
-        return [Hit(kind, ref, score) for ref, score in found]
+        return [Hit(kind, ref, score) for ref, score in index.search(clauses, kind, depth, operator, allowed)]
 
     return rank
 
@@ -312,18 +358,22 @@ def semantic_text(query: str) -> str:
 
 
 def semantic_ranking(db, vector: np.ndarray, model: str, allowed, depth: int,
-                     passages: frozenset[int] | None = None) -> list[Hit]:
-    if passages is not None:  # one person's words: few enough to score every one exactly
-        found = indexes.refine(db, model, vector, indexes.VectorHits(np.array(sorted(passages), dtype=np.int64),
-                                                                      np.zeros(len(passages), np.float32)), depth)
-        return [Hit("passage", int(i), float(s)) for i, s in zip(found.ids, found.scores)]
+                     speaker: SpokenBy | None = None) -> list[Hit]:
     index = indexes.vector_index(db, model)
     if not len(index):
         return []
-    if index.kind == "exact":
-        found = index.search(vector, depth, allowed)
-    else:
-        found = indexes.refine(db, model, vector, index.search(vector, depth * indexes.REFINE_FACTOR, allowed), depth)
+    exact = index.kind == "exact"
+
+    def rank(k: int) -> list[Hit]:
+        found = index.search(vector, k, allowed)
+        return [Hit("passage", int(i), float(s)) for i, s in zip(found.ids, found.scores)]
+
+    # An approximate index gives REFINE_FACTOR times the candidates; the speaker's are kept before re-scoring.
+    hits = spoken_only(db, rank, speaker, depth if exact else depth * indexes.REFINE_FACTOR)
+    if exact or not hits:
+        return hits
+    found = indexes.refine(db, model, vector, indexes.VectorHits(np.array([h.ref for h in hits], dtype=np.int64),
+                                                                  np.array([h.score for h in hits], np.float32)), depth)
     return [Hit("passage", int(i), float(s)) for i, s in zip(found.ids, found.scores)]
 
 

@@ -194,8 +194,30 @@ def test_remote_feed_may_not_name_local_files(server, tmp_path, secret):
     assert texts == ["Hello from a real transcript."]  # the rest of the feed is ingested
     assert db.execute("SELECT COUNT(*) FROM audio").fetchone()[0] == 0
     assert_secret_absent(db, tmp_path)
+    assert_site_does_not_publish(tmp_path / "a.db", db, ["file:///etc/passwd", secret.as_uri(), MARKER])
     status = CliRunner().invoke(cli, ["status", "--db", str(tmp_path / "a.db")])
     assert "refused file:///etc/passwd" in status.output and "refused file:///dev/zero" in status.output
+
+
+def assert_site_does_not_publish(database: Path, db, needles: list[str]):
+    """Every page, export, feed and API answer about the archive's episodes is free of `needles`."""
+    from archive.web import create_app
+
+    app = create_app({"DATABASE": str(database), "TESTING": True})
+    client = app.test_client()
+    paths = ["/", "/episodes", "/api/shows", "/api/episodes"]
+    for (show_id,) in db.execute("SELECT id FROM shows"):
+        paths += [f"/shows/{show_id}", f"/shows/{show_id}/feed.xml", f"/api/shows/{show_id}"]
+    for (episode_id,) in db.execute("SELECT id FROM episodes"):
+        paths += [f"/episodes/{episode_id}", f"/api/episodes/{episode_id}", f"/episodes/{episode_id}/audio",
+                  f"/episodes/{episode_id}/transcript.txt", f"/episodes/{episode_id}/chapters.json",
+                  f"/api/episodes/{episode_id}/transcript"]
+    for path in paths:
+        response = client.get(path)
+        assert response.status_code in (200, 404), (path, response.status_code)
+        body = response.get_data(as_text=True)
+        for needle in needles:
+            assert needle not in body, (path, needle)
 
 
 def test_local_feed_may_name_files_in_its_own_folder_only(tmp_path, secret):
@@ -222,6 +244,7 @@ def test_local_feed_may_name_files_in_its_own_folder_only(tmp_path, secret):
     texts = sorted(row[0] for row in db.execute("SELECT text FROM segments"))
     assert texts == ["In a subfolder.", "Inside the folder."]
     assert_secret_absent(db, tmp_path)
+    assert_site_does_not_publish(tmp_path / "a.db", db, [MARKER, str(secret), "file:"])
 
 
 def test_devices_and_proc_files_are_refused_even_inside_the_folder(tmp_path):
@@ -349,6 +372,7 @@ def test_public_feed_over_http_leads_nowhere_private(server, tmp_path, secret, p
     assert local.hits == []  # the loopback service never saw a request
     assert [row[0] for row in db.execute("SELECT text FROM segments")] == ["Public words."]
     assert_secret_absent(db, tmp_path)
+    assert_site_does_not_publish(tmp_path / "a.db", db, [MARKER])
 
 
 def test_loopback_feed_may_lead_to_loopback_and_the_operator_may_widen(server, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, Callable
@@ -39,6 +40,14 @@ SETTINGS = (
             "Moments the search page shows first; its “More moments” link shows up to SEARCH_LIMIT."),
     Setting("MAX_QUERY_CHARS", lambda: 500, "Longest search query; the site shortens longer ones, the API refuses them."),
     Setting("FEED_LIMIT", lambda: 1000, "Most episodes a show's re-published feed lists, newest first."),
+    Setting("BASE_URL", lambda: None,
+            "The site's public address, e.g. https://archive.example.org/: every absolute URL the site makes (the "
+            "API's URLs, the re-published feeds' links and enclosures, canonical links) starts with it. Default: "
+            "the host each request came to."),
+    Setting("TRUSTED_HOSTS", lambda: None,
+            "Host names the site answers to (Flask's TRUSTED_HOSTS, e.g. [\"archive.example.org\"]); other Host "
+            "headers get 400. Set it in production: without it (the default) any Host header is accepted, and "
+            "without BASE_URL absolute URLs are built from it."),
 )
 
 
@@ -56,8 +65,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
 
-    from . import api, db, errors, exports, feeds, filters, pages
+    from . import api, db, errors, exports, feeds, filters, pages, urls
 
+    urls.init_app(app)
     db.init_app(app)
     filters.init_app(app)
     errors.init_app(app)
@@ -67,6 +77,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(feeds.bp)
     app.after_request(security_headers)
     return app
+
+
+_extensions_lock = threading.Lock()
+
+
+def app_extension(app: Flask, key: str, make: Callable[[], Any]) -> Any:
+    """The app's one object under `key` in `app.extensions`, made by `make()` on first use (once, across threads)."""
+    value = app.extensions.get(key)
+    if value is None:
+        with _extensions_lock:
+            value = app.extensions.get(key)
+            if value is None:
+                value = app.extensions[key] = make()
+    return value
 
 
 CONTENT_SECURITY_POLICY = (

@@ -1,16 +1,21 @@
-"""The JSON API (documented in docs/API.md): field names here are a contract, change them only by adding."""
+"""The JSON API (documented in docs/API.md): field names here are a contract, change them only by adding.
+
+What feeds said is given as the site re-publishes it: URLs only when they are absolute http(s) URLs
+(`public_url`, else null), notes as sanitised HTML, descriptions as plain text."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import NotFound, ServiceUnavailable
 
 from archive import queries
-from archive.sanitize import clean_notes
+from archive.sanitize import clean_notes, plain_text, public_guid, public_url
 
 from . import params
 from .db import get_db
+from .media import local_audio_path
 from .searching import SearchProblem, result_json, run_search
+from .urls import external_url
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -19,37 +24,38 @@ def show_json(row: dict) -> dict:
     return {
         "id": row["id"],
         "title": row["title"],
-        "link": row["link"],
-        "description": row["description"],
+        "link": public_url(row["link"]),
+        "description": plain_text(row["description"]),
         "language": row["language"],
         "author": row["author"],
-        "image": row["image"],
-        "source_feed_url": row["feed_url"],
+        "image": public_url(row["image"]),
+        "source_feed_url": public_url(row["feed_url"]),
         "episode_count": row["episode_count"],
-        "url": url_for("pages.show", show_id=row["id"], _external=True),
-        "feed_url": url_for("feeds.show_feed", show_id=row["id"], _external=True),
-        "api_url": url_for("api.show", show_id=row["id"], _external=True),
+        "url": external_url("pages.show", show_id=row["id"]),
+        "feed_url": external_url("feeds.show_feed", show_id=row["id"]),
+        "api_url": external_url("api.show", show_id=row["id"]),
     }
 
 
 def episode_json(row: dict) -> dict:
+    enclosure_url = public_url(row["enclosure_url"])
     return {
         "id": row["id"],
         "show_id": row["show_id"],
         "show_title": row["show_title"],
-        "guid": row["guid"],
+        "guid": public_guid(row["guid"]),
         "title": row["title"],
         "published": row["published"],
         "season": row["season"],
         "episode_number": row["episode_number"],
         "episode_type": row["episode_type"],
         "duration": row["duration"],
-        "link": row["link"],
-        "enclosure_url": row["enclosure_url"],
-        "enclosure_type": row["enclosure_type"],
-        "image": row["image"],
-        "url": url_for("pages.episode", episode_id=row["id"], _external=True),
-        "api_url": url_for("api.episode", episode_id=row["id"], _external=True),
+        "link": public_url(row["link"]),
+        "enclosure_url": enclosure_url,
+        "enclosure_type": row["enclosure_type"] if enclosure_url else None,
+        "image": public_url(row["image"]),
+        "url": external_url("pages.episode", episode_id=row["id"]),
+        "api_url": external_url("api.episode", episode_id=row["id"]),
     }
 
 
@@ -57,10 +63,10 @@ def person_json(row: dict) -> dict:
     data = {
         "name": row["name"],
         "slug": row["slug"],
-        "href": row.get("href"),
-        "img": row.get("img"),
-        "url": url_for("pages.guest", slug=row["slug"], _external=True),
-        "api_url": url_for("api.guest", slug=row["slug"], _external=True),
+        "href": public_url(row.get("href")),
+        "img": public_url(row.get("img")),
+        "url": external_url("pages.guest", slug=row["slug"]),
+        "api_url": external_url("api.guest", slug=row["slug"]),
     }
     for optional in ("role", "person_group", "episode_count", "roles"):
         if optional in row:
@@ -72,9 +78,14 @@ def timed(row: dict, fields: tuple[str, ...]) -> dict:
     return {name: row[name] for name in fields}
 
 
+def chapter_json(row: dict) -> dict:
+    return {**timed(row, ("title", "start", "end", "source")), "url": public_url(row["url"]),
+            "image": public_url(row["image"])}
+
+
 def transcript_urls(episode_id: int) -> dict:
     return {
-        fmt: url_for("exports.transcript", episode_id=episode_id, fmt=fmt, _external=True)
+        fmt: external_url("exports.transcript", episode_id=episode_id, fmt=fmt)
         for fmt in ("vtt", "srt", "json", "txt")
     }
 
@@ -105,7 +116,7 @@ def episodes():
     filters = {name: value for name, value in (("show", show_id), ("guest", guest), ("year", year)) if value}
 
     def page_url(number: int) -> str:
-        return url_for("api.episodes", page=number, per_page=per_page, **filters, _external=True)
+        return external_url("api.episodes", page=number, per_page=per_page, **filters)
 
     return jsonify({
         "episodes": [episode_json(row) for row in rows],
@@ -120,16 +131,19 @@ def episodes():
 
 @bp.get("/episodes/<int:episode_id>")
 def episode(episode_id: int):
-    details = queries.episode_details(get_db(), episode_id)
+    db = get_db()
+    details = queries.episode_details(db, episode_id)
     row, chapters = details.episode, details.chapters
     data = episode_json(row)
+    stored_audio = local_audio_path(queries.get_audio(db, episode_id))
     data.update({
-        "description": row["description"],
+        "description": plain_text(row["description"]),
         "notes_html": clean_notes(row["notes_html"] or row["description"]),
+        "audio_url": external_url("pages.episode_audio", episode_id=episode_id) if stored_audio else None,
         "guests": [person_json(p) for p in details.guests],
         "hosts": [person_json(p) for p in details.hosts],
-        "chapters": [timed(c, ("title", "start", "end", "url", "image", "source")) for c in chapters],
-        "chapters_url": url_for("exports.chapters", episode_id=episode_id, _external=True) if chapters else None,
+        "chapters": [chapter_json(c) for c in chapters],
+        "chapters_url": external_url("exports.chapters", episode_id=episode_id) if chapters else None,
         "takeaways": [timed(t, ("title", "text", "start", "end", "source")) for t in details.takeaways],
         "transcript": transcript_summary(episode_id, details.transcript),
     })
@@ -145,7 +159,7 @@ def transcript_summary(episode_id: int, transcript: dict | None) -> dict | None:
         "language": transcript["language"],
         "model": transcript["model"],
         "segment_count": transcript["segment_count"],
-        "api_url": url_for("api.transcript", episode_id=episode_id, _external=True),
+        "api_url": external_url("api.transcript", episode_id=episode_id),
         "exports": transcript_urls(episode_id),
     }
 
@@ -218,10 +232,10 @@ def episode_summary_fields(row: dict) -> dict:
         "id": row["id"],
         "show_id": row["show_id"],
         "show_title": row["show_title"],
-        "guid": row["guid"],
+        "guid": public_guid(row["guid"]),
         "title": row["title"],
         "published": row["published"],
         "duration": row["duration"],
-        "url": url_for("pages.episode", episode_id=row["id"], _external=True),
-        "api_url": url_for("api.episode", episode_id=row["id"], _external=True),
+        "url": external_url("pages.episode", episode_id=row["id"]),
+        "api_url": external_url("api.episode", episode_id=row["id"]),
     }

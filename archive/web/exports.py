@@ -8,6 +8,7 @@ from flask import Blueprint, Response
 from werkzeug.exceptions import NotFound
 
 from archive import queries
+from archive.sanitize import public_url
 from archive.transcript_formats import load_segments, to_json, to_srt, to_text, to_vtt
 
 from .db import get_db
@@ -49,10 +50,10 @@ def chapters_document(episode: dict, chapters: list[dict]) -> dict:
         item = {"startTime": chapter["start"], "title": chapter["title"]}
         if chapter["end"] is not None:
             item["endTime"] = chapter["end"]
-        if chapter["url"]:
-            item["url"] = chapter["url"]
-        if chapter["image"]:
-            item["img"] = chapter["image"]
+        if public_url(chapter["url"]):  # a chapter links and shows pictures only from the open web
+            item["url"] = public_url(chapter["url"])
+        if public_url(chapter["image"]):
+            item["img"] = public_url(chapter["image"])
         items.append(item)
     document = {"version": CHAPTERS_VERSION, "chapters": items}
     if episode["title"]:

@@ -2,23 +2,35 @@
 (Podcasting 2.0 namespace), so any podcast app can use what the archive made.
 
 Built with xml.etree: every text and attribute is escaped by the serialiser; characters XML 1.0 cannot hold
-(control characters) are dropped first, so no title breaks the feed.
+(control characters) are dropped first, so no title breaks the feed. What the show's own feed said is re-published
+only as the site shows it: descriptions and notes as sanitised HTML, links and images only when they are absolute
+http(s) URLs, the enclosure as the feed gave it when it is one, else this site's copy of the audio.
+
+A rendered feed is kept (FeedCache) until anything in the archive changes, and sent with an ETag, so a podcast
+app polling a feed of a thousand episodes costs a lookup, or a 304.
 """
 
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import json
 import re
+import sqlite3
+import threading
 import xml.etree.ElementTree as ET
+from collections import OrderedDict
 
-from flask import Blueprint, Response, current_app, url_for
+from flask import Blueprint, Flask, Response, current_app, request
 
 from archive import queries
-from archive.sanitize import clean_notes
+from archive.db import connect
+from archive.sanitize import clean_notes, public_guid, public_url
 
 from .db import get_db
-from .filters import parse_iso
+from .filters import parse_iso, show_name
+from .media import enclosure
+from .urls import external_url, site_root
 
 bp = Blueprint("feeds", __name__)
 
@@ -59,11 +71,11 @@ def rfc822(value: str | None) -> str | None:
 
 def add_person(parent: ET.Element, person: dict) -> None:
     """podcast:person; a person with no link of their own links to their page on this site."""
-    href = person.get("href") or (
-        url_for("pages.guest", slug=person["slug"], _external=True) if person.get("slug") else None
+    href = public_url(person.get("href")) or (
+        external_url("pages.guest", slug=person["slug"]) if person.get("slug") else None
     )
     add(parent, "podcast:person", person["name"], role=person.get("role") or None,
-        group=person.get("person_group") or person.get("group") or None, href=href, img=person.get("img") or None)
+        group=person.get("person_group") or person.get("group") or None, href=href, img=public_url(person.get("img")))
 
 
 def channel_people(show: dict) -> list[dict]:
@@ -79,18 +91,18 @@ def build_feed(db, show: dict, limit: int) -> ET.Element:
         ET.register_namespace(prefix, uri)
     rss = ET.Element("rss", {"version": "2.0"})
     channel = add(rss, "channel")
-    add(channel, "title", show["title"] or show["feed_url"])
-    add(channel, "link", url_for("pages.show", show_id=show["id"], _external=True))
-    add(channel, "description", show["description"] or "")
-    add(channel, "atom:link", href=url_for("feeds.show_feed", show_id=show["id"], _external=True), rel="self",
+    add(channel, "title", show_name(show))
+    add(channel, "link", external_url("pages.show", show_id=show["id"]))
+    add(channel, "description", clean_notes(show["description"]))
+    add(channel, "atom:link", href=external_url("feeds.show_feed", show_id=show["id"]), rel="self",
         type="application/rss+xml")
     if show["language"]:
         add(channel, "language", show["language"])
     add(channel, "generator", "podarchive")
     if show["author"]:
         add(channel, "itunes:author", show["author"])
-    if show["image"]:
-        add(channel, "itunes:image", href=show["image"])
+    if public_url(show["image"]):
+        add(channel, "itunes:image", href=public_url(show["image"]))
     if show["podcast_guid"]:
         add(channel, "podcast:guid", show["podcast_guid"])
     for person in channel_people(show):
@@ -104,11 +116,14 @@ def build_feed(db, show: dict, limit: int) -> ET.Element:
 
 
 def item_extras(db, show_id: int) -> dict[int, dict]:
-    """Per episode of the show: notes, whether it has chapters, its transcript's language."""
+    """Per episode of the show: notes, the enclosure's length, the stored audio, whether it has chapters, its
+    transcript's language."""
     rows = db.query(
-        "SELECT episodes.id, episodes.notes_html, transcripts.language AS transcript_language, "
-        "EXISTS (SELECT 1 FROM chapters WHERE chapters.episode_id = episodes.id) AS has_chapters "
-        "FROM episodes LEFT JOIN transcripts ON transcripts.episode_id = episodes.id WHERE episodes.show_id = ?",
+        "SELECT episodes.id, episodes.notes_html, episodes.enclosure_length, transcripts.language AS "
+        "transcript_language, EXISTS (SELECT 1 FROM chapters WHERE chapters.episode_id = episodes.id) AS has_chapters, "
+        "audio.path AS audio_path, audio.content_type AS audio_content_type, audio.bytes AS audio_bytes "
+        "FROM episodes LEFT JOIN transcripts ON transcripts.episode_id = episodes.id "
+        "LEFT JOIN audio ON audio.episode_id = episodes.id WHERE episodes.show_id = ?",
         [show_id],
     )
     return {row["id"]: row for row in rows}
@@ -116,44 +131,112 @@ def item_extras(db, show_id: int) -> dict[int, dict]:
 
 def add_item(channel: ET.Element, row: dict, people: list[dict], extras: dict):
     item = add(channel, "item")
-    add(item, "title", row["title"] or row["guid"])
-    add(item, "link", url_for("pages.episode", episode_id=row["id"], _external=True))
-    add(item, "guid", row["guid"], isPermaLink="false")
+    guid = public_guid(row["guid"])
+    add(item, "title", row["title"] or guid)
+    add(item, "link", external_url("pages.episode", episode_id=row["id"]))
+    add(item, "guid", guid, isPermaLink="false")
     published = rfc822(row["published"])
     if published:
         add(item, "pubDate", published)
     if row["description"]:
-        add(item, "description", row["description"])
+        add(item, "description", clean_notes(row["description"]))
     notes = clean_notes(extras.get("notes_html"))
     if notes:
         add(item, "content:encoded", notes)
-    if row["enclosure_url"]:
-        add(item, "enclosure", url=row["enclosure_url"], type=row["enclosure_type"] or "audio/mpeg", length="0")
+    audio = {"path": extras["audio_path"], "content_type": extras["audio_content_type"],
+             "bytes": extras["audio_bytes"]} if extras.get("audio_path") else None
+    audio_file = enclosure({**row, "enclosure_length": extras.get("enclosure_length")}, audio)
+    if audio_file:
+        add(item, "enclosure", url=audio_file.url, type=audio_file.type, length=audio_file.length)
     if row["duration"]:
         add(item, "itunes:duration", int(round(row["duration"])))
     for field, tag in (("season", "itunes:season"), ("episode_number", "itunes:episode"),
                        ("episode_type", "itunes:episodeType")):
         if row[field] is not None:
             add(item, tag, row[field])
-    if row["image"]:
-        add(item, "itunes:image", href=row["image"])
+    if public_url(row["image"]):
+        add(item, "itunes:image", href=public_url(row["image"]))
     if row["has_transcript"]:
         for fmt, mime, rel in TRANSCRIPT_TYPES:
             add(item, "podcast:transcript",
-                url=url_for("exports.transcript", episode_id=row["id"], fmt=fmt, _external=True), type=mime,
+                url=external_url("exports.transcript", episode_id=row["id"], fmt=fmt), type=mime,
                 language=extras.get("transcript_language"), rel=rel)
     if extras.get("has_chapters"):
-        add(item, "podcast:chapters", url=url_for("exports.chapters", episode_id=row["id"], _external=True),
+        add(item, "podcast:chapters", url=external_url("exports.chapters", episode_id=row["id"]),
             type="application/json+chapters")
     for person in people:
         add_person(item, person)
     return item
 
 
+class FeedCache:
+    """Rendered feeds, each good while the archive is unchanged. The archive's version is SQLite's data_version,
+    read on a connection kept for that alone: it moves whenever any other connection (an ingest, the CLI, another
+    process) commits, so a write to any table a feed shows (or to any other) makes every kept feed stale. The
+    version is read before a feed is rendered: a write during the render makes that feed stale, never a stale
+    feed current. At most `size` feeds are kept, the least recently asked for go first."""
+
+    def __init__(self, database: str, size: int = 32):
+        self.database, self.size = database, size
+        self.lock = threading.Lock()
+        self.conn: sqlite3.Connection | None = None
+        self.feeds: OrderedDict[tuple, tuple[int, str, bytes]] = OrderedDict()
+
+    def version(self) -> int:
+        with self.lock:
+            if self.conn is None:
+                self.conn = connect(self.database, readonly=True).conn
+            return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def get(self, key: tuple, version: int) -> tuple[str, bytes] | None:
+        with self.lock:
+            kept = self.feeds.get(key)
+            if kept is None or kept[0] != version:
+                return None
+            self.feeds.move_to_end(key)
+            return kept[1], kept[2]
+
+    def put(self, key: tuple, version: int, etag: str, body: bytes) -> None:
+        with self.lock:
+            self.feeds[key] = (version, etag, body)
+            self.feeds.move_to_end(key)
+            while len(self.feeds) > self.size:
+                self.feeds.popitem(last=False)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.feeds.clear()
+
+
+_CACHE_KEY = "podarchive.feeds"
+
+
+def feed_cache(app: Flask) -> FeedCache:
+    from . import app_extension
+
+    return app_extension(app, _CACHE_KEY, lambda: FeedCache(app.config["DATABASE"]))
+
+
+def forget_feeds(app: Flask) -> None:
+    """Drop every kept feed (the benchmark's uncached figure)."""
+    feed_cache(app).clear()
+
+
 @bp.get("/shows/<int:show_id>/feed.xml")
 def show_feed(show_id: int):
-    db = get_db()
-    show = queries.get_show(db, show_id)
-    rss = build_feed(db, show, current_app.config["FEED_LIMIT"])
-    body = ET.tostring(rss, encoding="utf-8", xml_declaration=True)
-    return Response(body, content_type="application/rss+xml; charset=utf-8")
+    app = current_app._get_current_object()
+    cache = feed_cache(app)
+    version = cache.version()
+    limit = app.config["FEED_LIMIT"]
+    key = (show_id, site_root(), limit)  # absolute URLs differ by the site's address
+    kept = cache.get(key, version)
+    if kept is None:
+        db = get_db()
+        body = ET.tostring(build_feed(db, queries.get_show(db, show_id), limit), encoding="utf-8",
+                           xml_declaration=True)
+        kept = (hashlib.sha256(body).hexdigest()[:32], body)
+        cache.put(key, version, *kept)
+    etag, body = kept
+    response = Response(body, content_type="application/rss+xml; charset=utf-8")
+    response.set_etag(etag)
+    return response.make_conditional(request)

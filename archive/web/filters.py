@@ -1,11 +1,12 @@
-"""How times, durations and dates read on the site (Jinja filters)."""
+"""How times, durations, dates and what feeds say read on the site (Jinja filters)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from urllib.parse import urlsplit
 
 from flask import Flask
+
+from archive.sanitize import public_guid, public_url
 
 
 def timecode(seconds: float | None) -> str:
@@ -63,18 +64,20 @@ def date_iso(value: str | None) -> str:
 
 
 def safe_url(url: str | None) -> str:
-    """The URL if it is http(s), else '': links from feeds never run script."""
-    if not url:
-        return ""
-    try:
-        scheme = urlsplit(url.strip()).scheme.lower()
-    except ValueError:
-        return ""
-    return url.strip() if scheme in ("http", "https") else ""
+    """The URL if it is an absolute http(s) URL (`public_url`), else '': links from feeds never run script nor
+    point into the machine that ingested them."""
+    return public_url(url) or ""
+
+
+def show_name(show: dict) -> str:
+    """A show's title, else its feed's URL when that is public (never a local feed's path)."""
+    return show.get("title") or public_url(show.get("feed_url")) or "Untitled show"
 
 
 def init_app(app: Flask) -> None:
     app.add_template_filter(safe_url)
+    app.add_template_filter(show_name)
+    app.add_template_filter(public_guid)
     app.add_template_filter(timecode)
     app.add_template_filter(duration_text)
     app.add_template_filter(iso_duration)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, render_template, request, send_file, url_for
 from markupsafe import Markup, escape
@@ -14,11 +12,12 @@ from markupsafe import Markup, escape
 from archive import queries
 from archive.errors import NotFoundError
 from archive.people import normalise_name
-from archive.sanitize import clean_notes
+from archive.sanitize import clean_notes, public_url
 
 from . import params
 from .db import get_db
 from .filters import timecode
+from .media import MEDIA_HEADERS, local_audio_path, media_type
 from .searching import SearchProblem, group_by_episode, run_search
 
 bp = Blueprint("pages", __name__)
@@ -183,28 +182,17 @@ def episode(episode_id: int):
     )
 
 
-def local_audio_path(audio: dict | None) -> Path | None:
-    """The downloaded copy of an episode's audio, when it is still on disk."""
-    if not audio or not audio.get("path"):
-        return None
-    path = Path(audio["path"])
-    candidates = [path] if path.is_absolute() else [
-        Path.cwd() / path, Path(current_app.config["DATABASE"]).resolve().parent / path,
-    ]
-    return next((candidate for candidate in candidates if candidate.is_file()), None)
-
-
 def audio_source(db, episode: dict) -> dict | None:
     """What the player plays: the archived copy (served here, seekable), else the feed's enclosure."""
     audio = queries.get_audio(db, episode["id"])
     if local_audio_path(audio):
         return {
             "url": url_for("pages.episode_audio", episode_id=episode["id"]),
-            "type": audio["content_type"] or episode["enclosure_type"],
+            "type": media_type(audio["content_type"] or episode["enclosure_type"]),
             "local": True,
         }
-    url = episode["enclosure_url"]
-    if url and urlsplit(url).scheme in ("http", "https"):
+    url = public_url(episode["enclosure_url"])
+    if url:
         return {"url": url, "type": episode["enclosure_type"], "local": False}
     return None
 
@@ -212,12 +200,15 @@ def audio_source(db, episode: dict) -> dict | None:
 @bp.get("/episodes/<int:episode_id>/audio")
 def episode_audio(episode_id: int):
     db = get_db()
-    queries.get_episode(db, episode_id)
+    episode = queries.get_episode(db, episode_id)
     audio = queries.get_audio(db, episode_id)
     path = local_audio_path(audio)
     if path is None:
         abort(404, description="This episode's audio is not stored in the archive.")
-    return send_file(path, mimetype=audio["content_type"] or None, conditional=True, max_age=3600)
+    content_type = media_type(audio["content_type"] or episode["enclosure_type"])
+    response = send_file(path, mimetype=content_type, conditional=True, max_age=3600)
+    response.headers.update(MEDIA_HEADERS)
+    return response
 
 
 @bp.get("/search")

@@ -14,7 +14,7 @@ from markupsafe import Markup
 from archive.embeddings import Embedder, FakeEmbedder, warm_up
 from archive.errors import ModelLoadError, SearchError
 from archive.records import SearchResult
-from archive.sanitize import clean_snippet
+from archive.sanitize import clean_snippet, public_guid
 
 from .filters import timecode
 
@@ -48,14 +48,10 @@ def make_embedder(setting) -> Embedder:
 
 def get_embedder(app: Flask | None = None) -> Embedder:
     """The app's embedder, made on first use (a real model loads only when a search first embeds)."""
+    from . import app_extension
+
     app = app or current_app._get_current_object()
-    embedder = app.extensions.get(_EMBEDDER_KEY)
-    if embedder is None:
-        with _embedder_lock:
-            embedder = app.extensions.get(_EMBEDDER_KEY)
-            if embedder is None:
-                embedder = app.extensions[_EMBEDDER_KEY] = make_embedder(app.config["EMBEDDER"])
-    return embedder
+    return app_extension(app, _EMBEDDER_KEY, lambda: make_embedder(app.config["EMBEDDER"]))
 
 
 def loaded_embedder(app: Flask | None = None) -> Embedder:
@@ -146,4 +142,5 @@ def result_json(result: SearchResult) -> dict:
     extra = data.pop("extra", None) or {}
     data.update({key: value for key, value in extra.items() if key not in data})
     data["snippet"] = clean_snippet(result.snippet)
+    data["episode_guid"] = public_guid(result.episode_guid)
     return data
