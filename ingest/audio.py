@@ -17,6 +17,7 @@ import json
 import mimetypes
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -49,6 +50,31 @@ class DownloadedAudio:
     sha256: str
     bytes: int
     content_type: str | None
+
+
+@dataclass(frozen=True)
+class MinimumRate:
+    """Audio has no overall deadline (a long episode on a slow link takes what it takes), but a server that sends
+    fewer than `min_bytes` in any `window` seconds is dropped, so a trickle cannot hold an ingest forever. What
+    arrived is kept: the next run resumes from there."""
+
+    min_bytes: int = 16_384
+    window: float = 60.0
+
+
+class _RateWatch:
+    def __init__(self, rate: MinimumRate, url: str):
+        self.rate, self.url = rate, url
+        self.since, self.received = time.monotonic(), 0
+
+    def add(self, size: int) -> None:
+        self.received += size
+        now = time.monotonic()
+        if now - self.since >= self.rate.window:
+            if self.received < self.rate.min_bytes:
+                raise AudioError(f"{self.url} is too slow: {self.received} bytes in {now - self.since:.0f} s "
+                                 f"(at least {self.rate.min_bytes} every {self.rate.window:g} s)")
+            self.since, self.received = now, 0
 
 
 class _Restart(Exception):
@@ -116,7 +142,8 @@ def sniff_audio(head: bytes) -> str | None:
 
 def download_audio(url: str, dest: str | os.PathLike, client: httpx.Client, max_bytes: int = MAX_AUDIO_BYTES,
                    progress: Progress | None = None, options: http.HttpOptions | None = None,
-                   policy: trust.FetchPolicy | None = None) -> DownloadedAudio:
+                   policy: trust.FetchPolicy | None = None,
+                   min_rate: MinimumRate = MinimumRate()) -> DownloadedAudio:
     """Download `url` to the file `dest` (an existing folder gets a file named from the URL's hash).
 
     `policy` is what the feed that named the URL may reach (default: the policy of the URL itself, as if the
@@ -136,10 +163,10 @@ def download_audio(url: str, dest: str | os.PathLike, client: httpx.Client, max_
 
     def attempt() -> str | None:
         try:
-            return _stream(url, part, meta, client, max_bytes, progress, policy)
+            return _stream(url, part, meta, client, max_bytes, progress, policy, min_rate)
         except _Restart:
             _remove(part, meta)
-            return _stream(url, part, meta, client, max_bytes, progress, policy)
+            return _stream(url, part, meta, client, max_bytes, progress, policy, min_rate)
 
     try:
         content_type = http.with_retries(attempt, options)
@@ -190,7 +217,7 @@ def _resume_headers(url: str, part: Path, meta: Path) -> dict:
 
 
 def _stream(url: str, part: Path, meta: Path, client: httpx.Client, max_bytes: int,
-            progress: Progress | None, policy: trust.FetchPolicy) -> str | None:
+            progress: Progress | None, policy: trust.FetchPolicy, min_rate: MinimumRate) -> str | None:
     """One attempt: stream the (rest of the) file into `part`. Returns the normalised content type."""
     headers = {"Accept-Encoding": "identity"} | _resume_headers(url, part, meta)
     with client.stream("GET", url, headers=headers, extensions=http.policy_extensions(policy)) as response:
@@ -213,9 +240,10 @@ def _stream(url: str, part: Path, meta: Path, client: httpx.Client, max_bytes: i
         head = first if not offset else _file_head(part)
         content_type = accepted_audio_type(declared_type, head, url)
         _write_meta(meta, url, response)
-        done = offset
+        done, watch = offset, _RateWatch(min_rate, url)
         with open(part, "ab" if offset else "wb") as out:
             for chunk in itertools.chain([first] if first else [], chunks):
+                watch.add(len(chunk))
                 done += len(chunk)
                 if done > max_bytes:
                     out.close()

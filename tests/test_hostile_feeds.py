@@ -25,7 +25,7 @@ from archive.db import open_db
 from archive.errors import AudioError, ChaptersError, FeedFetchError, TranscriptFetchError
 from conftest import SHARED
 from ingest import trust
-from ingest.audio import accepted_audio_type, download_audio, media_type
+from ingest.audio import MinimumRate, accepted_audio_type, download_audio, media_type
 from ingest.chapters import fetch_chapters
 from ingest.feeds import expand_sources, fetch_feed
 from ingest.http import FetchRules, HttpOptions, fetch_bytes, make_client
@@ -389,6 +389,18 @@ def test_loopback_feed_may_lead_to_loopback_and_the_operator_may_widen(server, t
     assert widened.kinds >= {trust.LOOPBACK, trust.PRIVATE, trust.LINK_LOCAL}
 
 
+def test_the_operator_option_lets_a_public_feed_reach_loopback(server, tmp_path, public_loopback):
+    local = server()
+    local.add("/t.vtt", body=b"WEBVTT\n\n00:00.000 --> 00:02.000\nAn intranet transcript.\n")
+    public = server(public_loopback)
+    public.add("/feed.xml", body=feed_xml(item("a", transcript(f"{local.base}/t.vtt"))))
+    db = open_db(tmp_path / "a.db")
+    assert ingest(db, [f"{public.base}/feed.xml"], tmp_path).failures[0].stage == "transcript"
+    report = ingest(db, [f"{public.base}/feed.xml"], tmp_path, allow_private_addresses=True)
+    assert report.ok, report.failures
+    assert [row[0] for row in db.execute("SELECT text FROM segments")] == ["An intranet transcript."]
+
+
 def test_link_local_feed_needs_the_operator(tmp_path):
     with make_client(resolver=fake_resolver) as client:
         with pytest.raises(FeedFetchError, match="link-local"):
@@ -424,6 +436,17 @@ def test_trickling_server_meets_the_overall_deadline(server):
         with pytest.raises(TranscriptFetchError, match="deadline of 1 s"):
             fetch_transcript_file(f"{s.base}/slow.vtt", client, deadline=1)
     assert time.monotonic() - started < 4
+
+
+def test_trickling_audio_is_dropped_and_resumable(server, tmp_path):
+    s = server()
+    s.add("/slow.mp3", body=b"ID3\x04\x00" + b"\0" * 200, trickle=0.05, headers={"Content-Type": "audio/mpeg",
+                                                                              "ETag": '"v1"'})
+    with make_client() as client:
+        with pytest.raises(AudioError, match="too slow"):
+            download_audio(f"{s.base}/slow.mp3", tmp_path / "a.audio", client, options=NO_RETRY,
+                           min_rate=MinimumRate(min_bytes=1000, window=0.5))
+    assert 0 < (tmp_path / "a.audio.part").stat().st_size < 205  # kept: the next run resumes from there
 
 
 def test_silent_server_meets_the_deadline_too(server):
