@@ -116,12 +116,15 @@ def policy_for_source(source: str, *, allow_private: bool = False, resolver: Res
     """The policy for the URLs a feed (or OPML list) found at SOURCE names.
 
     A local file may name files in its folder and loopback addresses; a URL may name public addresses and,
-    when it is itself on a loopback or private address, addresses of that kind.
+    when it is itself on a loopback or private address, addresses of that kind; any other source (a show hosted
+    in podarchive, `podarchive:show/...`) public addresses only.
     """
     every = EVERY_KIND if allow_private else frozenset()
-    if not is_http_url(source):
+    if is_file_url(source) or len(_scheme(source)) <= 1:  # a path (a Windows drive letter is no scheme)
         folder = str(local_path(source).resolve().parent)
         return FetchPolicy(origin=source, kinds=frozenset({PUBLIC, LOOPBACK}) | every, local_folder=folder)
+    if not is_http_url(source):  # a show hosted in podarchive, or anything else: public addresses only
+        return FetchPolicy(origin=source, kinds=frozenset({PUBLIC}) | every)
     parts = urlsplit(source)
     try:
         addresses = (resolver or system_resolver)(parts.hostname or "", parts.port or 0)

@@ -401,6 +401,13 @@ def test_the_operator_option_lets_a_public_feed_reach_loopback(server, tmp_path,
     assert [row[0] for row in db.execute("SELECT text FROM segments")] == ["An intranet transcript."]
 
 
+def test_sources_that_are_neither_urls_nor_paths_reach_public_addresses_only():
+    policy = trust.policy_for_source("podarchive:show/1234")
+    assert policy.kinds == {trust.PUBLIC} and policy.local_folder is None
+    local = trust.policy_for_source("relative/feed.xml")
+    assert local.local_folder == str(Path("relative").resolve())
+
+
 def test_link_local_feed_needs_the_operator(tmp_path):
     with make_client(resolver=fake_resolver) as client:
         with pytest.raises(FeedFetchError, match="link-local"):
