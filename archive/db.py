@@ -405,3 +405,99 @@ def m007_search_versions(db):
             "UPDATE search_versions SET version = version + 1 WHERE name = 'text'; END;"
         )
     run_script(db, "\n".join(statements))
+
+
+@migration
+def m008_producers(db):
+    run_script(
+        db,
+        """
+        CREATE TABLE producers (                    -- people who may log in to the studio (archive/producers.py)
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            password_hash TEXT NOT NULL,            -- argon2id, encoded with its parameters
+            admin INTEGER NOT NULL DEFAULT 0,       -- 1: may edit every show
+            session_token TEXT NOT NULL,            -- random; a new one on a password change ends every session
+            created_at TEXT NOT NULL,
+            updated_at TEXT
+        );
+        CREATE TABLE producer_shows (               -- the shows a (non-admin) producer may edit
+            producer_id INTEGER NOT NULL REFERENCES producers(id) ON DELETE CASCADE,
+            show_id INTEGER NOT NULL REFERENCES shows(id) ON DELETE CASCADE,
+            granted_at TEXT,
+            PRIMARY KEY (producer_id, show_id)
+        );
+        CREATE INDEX idx_producer_shows_show ON producer_shows(show_id);
+        CREATE TABLE api_tokens (                   -- bearer tokens of the studio API; the token itself is never kept
+            id INTEGER PRIMARY KEY,
+            producer_id INTEGER NOT NULL REFERENCES producers(id) ON DELETE CASCADE,
+            label TEXT,
+            token_hash TEXT NOT NULL UNIQUE,        -- sha256 hex of the token
+            created_at TEXT NOT NULL,
+            last_used_at TEXT,
+            revoked_at TEXT
+        );
+        CREATE INDEX idx_api_tokens_producer ON api_tokens(producer_id);
+        CREATE TABLE login_failures (               -- recent failed logins, for throttling; old rows are pruned
+            name TEXT NOT NULL COLLATE NOCASE,      -- the name tried (whether or not a producer has it)
+            address TEXT NOT NULL,                  -- the client's address
+            at REAL NOT NULL                        -- Unix time
+        );
+        CREATE INDEX idx_login_failures_name ON login_failures(name, at);
+        CREATE INDEX idx_login_failures_address ON login_failures(address, at);
+        """
+    )
+
+
+@migration
+def m009_studio(db):
+    """Episodes producers write in podarchive: drafts, schedules, notes in Markdown, what they changed, and
+    every version of it. Feed episodes are published as before; a show made in podarchive is `hosted`.
+
+    `state` needs no search_versions trigger: the search indexes hold every episode, drafts too, and each search
+    leaves out the episodes not published (archive/search.py), so publishing shows at once, index fresh or not."""
+    run_script(
+        db,
+        """
+        ALTER TABLE episodes ADD COLUMN state TEXT NOT NULL DEFAULT 'published';  -- draft, scheduled, published
+        ALTER TABLE episodes ADD COLUMN publish_at TEXT;        -- when a scheduled episode goes out (ISO, UTC)
+        ALTER TABLE episodes ADD COLUMN notes_markdown TEXT;    -- a producer's notes; notes_html is made from it
+        ALTER TABLE episodes ADD COLUMN producer_fields TEXT;   -- JSON list of the fields a producer set: the
+                                                                -- feed no longer writes them
+        CREATE INDEX idx_episodes_unpublished ON episodes(state) WHERE state != 'published';
+        ALTER TABLE shows ADD COLUMN hosted INTEGER NOT NULL DEFAULT 0;  -- made in podarchive, no source feed
+                                                                         -- (feed_url: podarchive:show/<uuid>)
+        CREATE TABLE episode_revisions (
+            id INTEGER PRIMARY KEY,
+            episode_id INTEGER NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
+            producer_id INTEGER,                    -- producers.id (no foreign key: accounts may go); NULL for
+                                                    -- the episode as the feed had it before the first edit
+            producer_name TEXT,
+            at TEXT NOT NULL,
+            action TEXT NOT NULL,                   -- feed (the episode before its first edit), create, edit,
+                                                    -- restore, schedule, publish, unpublish
+            restored_from INTEGER,                  -- the revision a restore brought back
+            changed TEXT NOT NULL,                  -- JSON list of the field names this revision changed
+            snapshot TEXT NOT NULL                  -- JSON of every editable field after the change, with
+                                                    -- state, publish_at and producer_fields
+        );
+        CREATE INDEX idx_episode_revisions_episode ON episode_revisions(episode_id, id);
+        """
+    )
+
+
+@migration
+def m010_work_queue(db):
+    """Episodes the site queued for the background worker (archive/work_queue.py)."""
+    run_script(
+        db,
+        """
+        CREATE TABLE work_queue (
+            episode_id INTEGER PRIMARY KEY REFERENCES episodes(id) ON DELETE CASCADE,
+            queued_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,    -- rounds that took it; the worker gives up at MAX_ATTEMPTS
+            started_at TEXT,                        -- set while a worker has it
+            last_error TEXT
+        );
+        """,
+    )

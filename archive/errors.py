@@ -80,3 +80,53 @@ class ResponseTooLargeError(FetchLimitError):
 
 class FetchDeadlineError(FetchLimitError):
     """A request took longer than its overall deadline."""
+
+
+class ProducerError(PodarchiveError):
+    """A producer account, grant or API token could not be made, changed or found."""
+
+
+class InvalidProducerNameError(ProducerError):
+    """A producer name is empty, too long or holds control characters."""
+
+
+class ProducerExistsError(ProducerError):
+    """A producer with this name (in any letter case) already exists."""
+
+
+class UnknownProducerError(ProducerError):
+    """No producer has this name."""
+
+
+class BadPasswordError(ProducerError):
+    """A new password is empty or too long."""
+
+
+class UnknownShowError(ProducerError, NotFoundError):
+    """A grant names a show that is not in the archive."""
+
+
+class UnknownTokenError(ProducerError):
+    """The producer has no API token with this id."""
+
+
+class SecretKeyError(PodarchiveError):
+    """The site's secret key file beside the archive could not be made or read."""
+
+
+class StudioError(PodarchiveError):
+    """An episode could not be written, published or restored in the studio."""
+
+
+class ValidationError(StudioError):
+    """A value a producer gave is not acceptable; `field` names the editable field (or "field[i].part")."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class NotEditableError(StudioError):
+    """A change names something the studio does not edit (a feed's guid, a duration), or a revision of another
+    episode."""

@@ -14,6 +14,8 @@ passages is seconds for a common word. Large archives therefore get two side ind
 Every index records the `search_versions` counter it was built at (migration m007: triggers bump it on any
 write to passages, embeddings, takeaways or episode titles and notes). A search that finds the counter moved on
 rebuilds the index, and `build_index` rebuilds it at the end of ingest, so a site normally finds it fresh.
+Both indexes hold drafts too (archive/studio.py): a search names the episodes to leave out, so publishing or
+unpublishing needs no rebuild.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ EXACT_FILTERED_MAX = 2_000
 DEFAULT_NPROBE = 64
 REFINE_FACTOR = 4  # an approximate search fetches this many times the candidates, re-scored with exact vectors
 KINDS = ("passage", "takeaway", "episode")
+# Up to this many documents of unpublished episodes, a keyword search asks for as many more hits and drops theirs;
+# past it, a MustNot clause leaves them out (drafts are few: a draft is its passages, takeaways and notes).
+EXCLUDED_DOCUMENTS_DROPPED = 2_000
 FETCH_CHUNK = 20_000
 
 _cache: dict[tuple, object] = {}
@@ -602,6 +607,7 @@ class KeywordIndex:
 
     def __init__(self, index, version: int, path: Path | None = None):
         self.index, self.version, self.path = index, version, path
+        self._counts: dict[frozenset, int] = {}  # documents of a set of excluded episodes
         self.index.reload()
         self.searcher = index.searcher()
         self.schema = index.schema
@@ -629,8 +635,10 @@ class KeywordIndex:
         return tantivy_query(self.index, clause_text, f"text_{kind}")
 
     def search(self, clauses: list[str], kind: str, k: int, operator: str = "AND",
-               allowed_episodes: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """Ranked (row id, BM25 score) of one kind; clauses are Tantivy query strings from archive.fts."""
+               allowed_episodes: np.ndarray | None = None,
+               excluded_episodes: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Ranked (row id, BM25 score) of one kind, of the allowed episodes (None: all) but the excluded ones;
+        clauses are Tantivy query strings from archive.fts."""
         import tantivy
 
         if not clauses:
@@ -645,11 +653,39 @@ class KeywordIndex:
                 (tantivy.Occur.Must, tantivy.Query.term_set_query(
                     self.schema, "episode", [int(e) for e in allowed_episodes])),
             ])
+        elif excluded_episodes is not None and len(excluded_episodes):
+            excluded = tantivy.Query.term_set_query(self.schema, "episode", [int(e) for e in excluded_episodes])
+            slack = self._documents_of(excluded_episodes, excluded)
+            if slack <= EXCLUDED_DOCUMENTS_DROPPED:
+                return self._search_without(query, k, slack, {int(e) for e in excluded_episodes})
+            query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.MustNot, excluded)])
         result = self.searcher.search(query, k, count=False)
         if not result.hits:
             return []
         refs = self.searcher.fast_field_values("ref", [address for _, address in result.hits])
         return [(int(ref), float(score)) for (score, _), ref in zip(result.hits, refs)]
+
+    def _documents_of(self, episodes: np.ndarray, query) -> int:
+        """How many documents (of every kind) these episodes have in the index, counted once per set."""
+        key = frozenset(int(e) for e in episodes)
+        if key not in self._counts:
+            if len(self._counts) > 64:
+                self._counts.clear()
+            self._counts[key] = self.searcher.search(query, 1, count=True).count
+        return self._counts[key]
+
+    def _search_without(self, query, k: int, slack: int, excluded: set[int]) -> list[tuple[int, float]]:
+        """The top k of `query` outside the excluded episodes: the top k + slack (their documents), theirs
+        dropped. A plain query keeps Tantivy's top-k pruning, which a MustNot clause would lose."""
+        result = self.searcher.search(query, k + slack, count=False)
+        if not result.hits:
+            return []
+        addresses = [address for _, address in result.hits]
+        refs = self.searcher.fast_field_values("ref", addresses)
+        episodes = self.searcher.fast_field_values("episode", addresses)
+        kept = [(int(ref), float(score)) for (score, _), ref, episode in zip(result.hits, refs, episodes)
+                if int(episode) not in excluded]
+        return kept[:k]
 
 
 def keyword_index(db: sqlite_utils.Database, *, rebuild: bool = False, progress=None) -> KeywordIndex:

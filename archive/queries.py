@@ -1,4 +1,9 @@
-"""Read-side queries shared by the CLI and the web site."""
+"""Read-side queries shared by the CLI and the web site.
+
+They show what is published and nothing else: an episode a producer has as a draft or scheduled
+(`episodes.state`, see archive/studio.py) is not found, listed or counted, nor is a show made in podarchive
+before its first episode is out, nor a person credited only on such episodes.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ def find_episode(db: sqlite_utils.Database, guid: str, show: str | int | None = 
     """The episode with this guid (in this show, when given: show id, title or feed URL)."""
     sql = (
         "SELECT episodes.*, shows.title AS show_title, shows.feed_url AS show_feed_url FROM episodes "
-        "JOIN shows ON shows.id = episodes.show_id WHERE episodes.guid = ?"
+        f"JOIN shows ON shows.id = episodes.show_id WHERE episodes.guid = ? AND {PUBLISHED}"
     )
     params: list = [guid]
     if show is not None:
@@ -30,16 +35,25 @@ def find_episode(db: sqlite_utils.Database, guid: str, show: str | int | None = 
 
 # --- Shows, episodes, people, episode details (web site and JSON API) ---
 
+PUBLISHED = "episodes.state = 'published'"
+# A person is shown when credited on a published episode (or on none at all: a record no episode names).
+PERSON_SHOWN = (
+    "(EXISTS (SELECT 1 FROM episode_people ep JOIN episodes ON episodes.id = ep.episode_id "
+    f"WHERE ep.person_id = people.id AND {PUBLISHED}) "
+    "OR NOT EXISTS (SELECT 1 FROM episode_people ep WHERE ep.person_id = people.id))"
+)
 EPISODE_ORDER = "episodes.published IS NULL, episodes.published DESC, episodes.episode_number DESC, episodes.id DESC"
 
 
 def list_shows(db: sqlite_utils.Database) -> list[dict]:
-    """Every show with its episode count and latest publication date, by title."""
+    """Every show with its (published) episode count and latest publication date, by title; a hosted show
+    once it has a published episode."""
     return list(
         db.query(
             "SELECT shows.*, COUNT(episodes.id) AS episode_count, MAX(episodes.published) AS latest_published "
-            "FROM shows LEFT JOIN episodes ON episodes.show_id = shows.id "
-            "GROUP BY shows.id ORDER BY shows.title COLLATE NOCASE, shows.id"
+            f"FROM shows LEFT JOIN episodes ON episodes.show_id = shows.id AND {PUBLISHED} "
+            "GROUP BY shows.id HAVING NOT shows.hosted OR COUNT(episodes.id) > 0 "
+            "ORDER BY shows.title COLLATE NOCASE, shows.id"
         )
     )
 
@@ -47,18 +61,36 @@ def list_shows(db: sqlite_utils.Database) -> list[dict]:
 def get_show(db: sqlite_utils.Database, show_id: int) -> dict:
     rows = list(
         db.query(
-            "SELECT shows.*, (SELECT COUNT(*) FROM episodes WHERE show_id = shows.id) AS episode_count "
-            "FROM shows WHERE id = ?",
+            f"SELECT shows.*, (SELECT COUNT(*) FROM episodes WHERE show_id = shows.id AND {PUBLISHED}) "
+            "AS episode_count FROM shows WHERE id = ?",
             [show_id],
         )
     )
-    if not rows:
+    if not rows or (rows[0]["hosted"] and not rows[0]["episode_count"]):
         raise NotFoundError(f"no show with id {show_id}")
     return rows[0]
 
 
+def find_show(db: sqlite_utils.Database, show: str | int) -> dict:
+    """The show named by its id, feed URL or title (the `--show` of the CLI), in that order; NotFoundError when
+    none is, or when several shows have that title."""
+    text = str(show).strip()
+    if text.isdigit():
+        rows = list(db.query("SELECT * FROM shows WHERE id = ?", [int(text)]))
+        if rows:
+            return rows[0]
+    rows = list(db.query("SELECT * FROM shows WHERE feed_url = ?", [text])) or \
+        list(db.query("SELECT * FROM shows WHERE title = ? COLLATE NOCASE ORDER BY id", [text]))
+    if not rows:
+        raise NotFoundError(f"no show {text!r} in this archive (give its id, title or feed URL)")
+    if len(rows) > 1:
+        raise NotFoundError(f"several shows are titled {text!r}: " + ", ".join(str(r["id"]) for r in rows)
+                            + "; give the id")
+    return rows[0]
+
+
 def _episode_filters(show_id: int | None, guest: str | None, year: int | None) -> tuple[str, list]:
-    clauses, params = [], []
+    clauses, params = [PUBLISHED], []
     if show_id is not None:
         clauses.append("episodes.show_id = ?")
         params.append(show_id)
@@ -71,7 +103,7 @@ def _episode_filters(show_id: int | None, guest: str | None, year: int | None) -
     if year is not None:
         clauses.append("substr(episodes.published, 1, 4) = ?")
         params.append(f"{year:04d}")
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+    return " WHERE " + " AND ".join(clauses), params
 
 
 def list_episodes(
@@ -107,7 +139,7 @@ def count_episodes(
 def episode_years(db: sqlite_utils.Database, show_id: int | None = None) -> list[int]:
     """The years episodes were published in, newest first."""
     where, params = _episode_filters(show_id, None, None)
-    where = where + (" AND " if where else " WHERE ") + "episodes.published IS NOT NULL"
+    where = where + " AND episodes.published IS NOT NULL"
     rows = db.query(
         f"SELECT DISTINCT substr(episodes.published, 1, 4) AS year FROM episodes{where} ORDER BY year DESC", params
     )
@@ -115,11 +147,11 @@ def episode_years(db: sqlite_utils.Database, show_id: int | None = None) -> list
 
 
 def get_episode(db: sqlite_utils.Database, episode_id: int) -> dict:
-    """One episode with its show's title; NotFoundError when absent."""
+    """One published episode with its show's title; NotFoundError when absent or not published."""
     rows = list(
         db.query(
             "SELECT episodes.*, shows.title AS show_title, shows.link AS show_link FROM episodes "
-            "JOIN shows ON shows.id = episodes.show_id WHERE episodes.id = ?",
+            f"JOIN shows ON shows.id = episodes.show_id WHERE episodes.id = ? AND {PUBLISHED}",
             [episode_id],
         )
     )
@@ -227,16 +259,17 @@ def get_audio(db: sqlite_utils.Database, episode_id: int) -> dict | None:
 
 
 def list_people(db: sqlite_utils.Database, name_contains: str | None = None) -> list[dict]:
-    """Everyone in the archive with how many episodes they appear in and their roles, by name."""
+    """Everyone in the archive with how many (published) episodes they appear in and their roles, by name."""
     sql = (
         "SELECT people.id, people.name, people.slug, people.href, people.img, "
-        "COUNT(DISTINCT episode_people.episode_id) AS episode_count, "
-        "GROUP_CONCAT(DISTINCT episode_people.role) AS roles "
-        "FROM people LEFT JOIN episode_people ON episode_people.person_id = people.id"
+        "COUNT(DISTINCT episodes.id) AS episode_count, "
+        "GROUP_CONCAT(DISTINCT CASE WHEN episodes.id IS NOT NULL THEN episode_people.role END) AS roles "
+        "FROM people LEFT JOIN episode_people ON episode_people.person_id = people.id "
+        f"LEFT JOIN episodes ON episodes.id = episode_people.episode_id AND {PUBLISHED} WHERE {PERSON_SHOWN}"
     )
     params: list = []
     if name_contains:
-        sql += " WHERE people.name LIKE ? ESCAPE '\\'"
+        sql += " AND people.name LIKE ? ESCAPE '\\'"
         escaped = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         params.append(f"%{escaped}%")
     sql += " GROUP BY people.id ORDER BY people.name COLLATE NOCASE"
@@ -247,10 +280,16 @@ def list_people(db: sqlite_utils.Database, name_contains: str | None = None) -> 
 
 
 def get_person(db: sqlite_utils.Database, slug: str) -> dict:
-    rows = list(db.query("SELECT * FROM people WHERE slug = ?", [slug]))
+    rows = list(db.query(f"SELECT * FROM people WHERE slug = ? AND {PERSON_SHOWN}", [slug]))
     if not rows:
         raise NotFoundError(f"no person with slug {slug!r}")
     return rows[0]
+
+
+def person_by_name_key(db: sqlite_utils.Database, name_key: str) -> dict | None:
+    """The person whose normalised name (archive.people.normalise_name) this is, if shown."""
+    rows = list(db.query(f"SELECT * FROM people WHERE name_key = ? AND {PERSON_SHOWN}", [name_key]))
+    return rows[0] if rows else None
 
 
 def person_episodes(db: sqlite_utils.Database, person_id: int) -> list[dict]:
@@ -260,7 +299,7 @@ def person_episodes(db: sqlite_utils.Database, person_id: int) -> list[dict]:
             "SELECT episodes.id, episodes.show_id, episodes.guid, episodes.title, episodes.published, "
             "episodes.duration, shows.title AS show_title, GROUP_CONCAT(DISTINCT episode_people.role) AS role "
             "FROM episode_people JOIN episodes ON episodes.id = episode_people.episode_id "
-            "JOIN shows ON shows.id = episodes.show_id WHERE episode_people.person_id = ? "
+            f"JOIN shows ON shows.id = episodes.show_id WHERE episode_people.person_id = ? AND {PUBLISHED} "
             f"GROUP BY episodes.id ORDER BY {EPISODE_ORDER}",
             [person_id],
         )
@@ -275,8 +314,8 @@ def person_takeaways(db: sqlite_utils.Database, person_id: int, role: str | None
         db.query(
             "SELECT takeaways.episode_id, takeaways.idx, takeaways.title, takeaways.text, takeaways.start, "
             "takeaways.end, episodes.title AS episode_title FROM takeaways "
-            "JOIN episodes ON episodes.id = takeaways.episode_id "
-            "WHERE takeaways.episode_id IN (SELECT episode_id FROM episode_people WHERE person_id = ?"
+            f"JOIN episodes ON episodes.id = takeaways.episode_id WHERE {PUBLISHED} AND "
+            "takeaways.episode_id IN (SELECT episode_id FROM episode_people WHERE person_id = ?"
             f"{role_clause}) ORDER BY {EPISODE_ORDER}, takeaways.idx",
             params,
         )

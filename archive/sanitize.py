@@ -11,6 +11,7 @@ ingested the feed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import re
@@ -91,3 +92,46 @@ def plain_text(value: str | None) -> str:
     if "<" not in value and "&" not in value:
         return value
     return html.unescape(nh3.clean(value, tags=set(), attributes={}, clean_content_tags=set(DROPPED_WITH_CONTENT)))
+
+
+# Producers' notes: Markdown, never raw HTML. C0/C1 control characters (NUL included; not tab or newline) and the
+# bidirectional embedding, override and isolate controls (which make text read in another order than it is
+# stored) are removed before rendering; zero-width joiners and marks stay (emoji and scripts need them).
+UNSAFE_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_BLOCK_END = re.compile(r"(</(?:p|li|h[1-6]|blockquote|pre|tr|dd|dt)>|<br\s*/?>|<hr\s*/?>)", re.IGNORECASE)
+
+
+def strip_unsafe_characters(text: str) -> str:
+    """`text` without control characters (tab and newlines kept) and bidirectional override controls."""
+    return UNSAFE_CHARACTERS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+MARKDOWN_LINK = re.compile(r"^(?:https?://[^/\\\s]|mailto:[^/\\\s])", re.IGNORECASE)
+
+
+@functools.cache
+def _markdown():
+    from markdown_it import MarkdownIt
+
+    # CommonMark with raw HTML off (it comes out as text), plus tables and ~~strikethrough~~. A link is made only
+    # to an absolute http(s) or mailto URL (as markdown-it normalised it: entities decoded, spaces encoded);
+    # anything else stays text.
+    md = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+    md.validateLink = lambda url: bool(MARKDOWN_LINK.match(url))
+    return md
+
+
+def render_markdown(text: str | None) -> str:
+    """A producer's Markdown as sanitised HTML (the same rules as a feed's notes: `clean_notes`). Raw HTML in the
+    source stays text; a link to anything but an absolute http(s) or mailto URL stays text; images are
+    dropped."""
+    if not text or not text.strip():
+        return ""
+    return clean_notes(_markdown().render(strip_unsafe_characters(text)))
+
+
+def notes_plain_text(notes_html: str | None) -> str:
+    """Plain text of sanitised notes for search: block ends become line breaks, so words of two paragraphs
+    never run together."""
+    text = plain_text(_BLOCK_END.sub(r"\1\n", notes_html or ""))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(line.strip() for line in text.split("\n"))).strip()

@@ -11,6 +11,11 @@ Keyword ranking uses FTS5 in small archives and a Tantivy index in large ones, s
 product or a faiss IVF index: see archive/indexes.py. User queries go through archive/fts.py, so nothing a user
 types is ever read as FTS5 syntax. This module loads no model until a semantic or hybrid search needs one, and
 imports nothing from the ingest pipeline.
+
+Only published episodes are searched (`episodes.state`, see archive/studio.py). The indexes hold drafts too, so
+publishing needs no rebuild: FTS5 queries join on the episode's state, and the side indexes drop the few
+documents of unpublished episodes (`unpublished_episodes`) from a slightly longer ranking, or, past a few thousand,
+leave them out by a filter.
 """
 
 from __future__ import annotations
@@ -136,14 +141,16 @@ def search(db: sqlite_utils.Database, query: str, mode: str = "hybrid", show=Non
     allowed = _allowed_episodes(db, filters)
     if allowed is not None and not len(allowed):
         return []
+    hidden = unpublished_episodes(db) if allowed is None else None
     lists: list[tuple[str, list[Hit]]] = []
     if mode in ("keyword", "hybrid"):
-        lists.extend(keyword_rankings(db, parsed, filters, allowed, depth, tuning, limit))
+        lists.extend(keyword_rankings(db, parsed, filters, allowed, depth, tuning, limit, hidden))
     if mode in ("semantic", "hybrid") and (text := semantic_text(query)):
         embedder = embedder or get_embedder()
         with one_torch_thread():
             vector = embed_query(embedder, text)
-        lists.append(("semantic", semantic_ranking(db, vector, embedder.name, allowed, depth, filters.speaker)))
+        lists.append(("semantic", semantic_ranking(db, vector, embedder.name, allowed, depth, filters.speaker,
+                                                   hidden)))
     fused = fuse(lists, tuning, episodes_of_hits(db, lists))[:limit]
     return materialise(db, fused, parsed)
 
@@ -271,14 +278,24 @@ def spoken_only(db, rank: Callable[[int], list[Hit]], speaker: SpokenBy | None, 
 
 
 def _allowed_episodes(db, filters: Filters) -> np.ndarray | None:
-    """The ids of the episodes the filters keep; None when that is every episode (a host in all of them), so
-    the side indexes search as for no filter."""
+    """The ids of the published episodes the filters keep; None when that is every published episode (a host in
+    all of them), so the side indexes search as for no filter (unpublished episodes are left out all the same)."""
     if not filters.active:
         return None
-    rows = db.execute(f"SELECT e.id FROM episodes e WHERE {filters.sql}", filters.params).fetchall()
-    if rows and len(rows) == db.execute("SELECT count(*) FROM episodes").fetchone()[0]:
+    rows = db.execute(f"SELECT e.id FROM episodes e WHERE {PUBLISHED} AND {filters.sql}", filters.params).fetchall()
+    if rows and len(rows) == db.execute(f"SELECT count(*) FROM episodes e WHERE {PUBLISHED}").fetchone()[0]:
         return None
     return np.array([r[0] for r in rows], dtype=np.int64)
+
+
+PUBLISHED = "e.state = 'published'"
+
+
+def unpublished_episodes(db) -> np.ndarray | None:
+    """The ids of the episodes search must leave out (drafts, scheduled); None when every episode is published,
+    the usual case (a partial index over them makes this a lookup)."""
+    rows = db.execute("SELECT id FROM episodes WHERE state != 'published'").fetchall()
+    return np.array([r[0] for r in rows], dtype=np.int64) if rows else None
 
 
 # -- keyword -----------------------------------------------------------------------------------------------
@@ -288,13 +305,14 @@ def _has_fts(db) -> bool:
 
 
 def keyword_rankings(db, parsed: ParsedQuery, filters: Filters, allowed, depth: int,
-                     tuning: SearchTuning, limit: int = 10) -> list[tuple[str, list[Hit]]]:
+                     tuning: SearchTuning, limit: int = 10, hidden=None) -> list[tuple[str, list[Hit]]]:
     """One ranked list per kind (passage, takeaway, episode), best first. With the AND operator, a list with
-    fewer hits than the limit is topped up by the same words joined with OR."""
+    fewer hits than the limit is topped up by the same words joined with OR. Only published episodes are ranked
+    (`hidden`: the unpublished ones, when `allowed` is None)."""
     if not _has_fts(db):
         raise SearchError("this archive has no search index yet: run `podarchive index`")
     if indexes.is_large(db):
-        ranker = _tantivy_ranker(db, parsed, allowed)
+        ranker = _tantivy_ranker(db, parsed, allowed, hidden)
     else:
         ranker = _fts5_ranker(db, parsed, filters)
 
@@ -328,7 +346,7 @@ def _fts5_ranker(db, parsed: ParsedQuery, filters: Filters):
         if not match:
             return []
         fts, table, weights, episode = _FTS5_SQL[kind]
-        where = f" AND {filters.sql}" if filters.active else ""
+        where = f" AND {PUBLISHED}" + (f" AND {filters.sql}" if filters.active else "")
         params = [match, *filters.params]
         sql = (
             f"SELECT r.id, bm25({fts}{weights}) AS score FROM {fts} JOIN {table} r ON r.rowid = {fts}.rowid "
@@ -340,12 +358,13 @@ def _fts5_ranker(db, parsed: ParsedQuery, filters: Filters):
     return rank
 
 
-def _tantivy_ranker(db, parsed: ParsedQuery, allowed):
+def _tantivy_ranker(db, parsed: ParsedQuery, allowed, hidden=None):
     index = indexes.keyword_index(db)
     clauses = [tantivy_clause(c) for c in parsed.required()]
 
     def rank(kind: str, operator: str, depth: int) -> list[Hit]:
-        return [Hit(kind, ref, score) for ref, score in index.search(clauses, kind, depth, operator, allowed)]
+        return [Hit(kind, ref, score)
+                for ref, score in index.search(clauses, kind, depth, operator, allowed, excluded_episodes=hidden)]
 
     return rank
 
@@ -358,15 +377,24 @@ def semantic_text(query: str) -> str:
 
 
 def semantic_ranking(db, vector: np.ndarray, model: str, allowed, depth: int,
-                     speaker: SpokenBy | None = None) -> list[Hit]:
+                     speaker: SpokenBy | None = None, hidden=None) -> list[Hit]:
+    """Passages by cosine similarity, best first, of the `allowed` episodes (None: all), never of the `hidden`
+    ones: a search for k more than the hidden episodes' passages, those dropped; when they are many, a search
+    of every other episode instead."""
     index = indexes.vector_index(db, model)
     if not len(index):
         return []
     exact = index.kind == "exact"
+    left_out: set[int] = set()
+    if allowed is None and hidden is not None and len(hidden):
+        left_out = set(index.ids[index.rows_of(hidden)].tolist())
+        if len(left_out) > HIDDEN_PASSAGES_DROPPED:
+            allowed, left_out = np.setdiff1d(np.unique(index.episodes), hidden), set()
 
     def rank(k: int) -> list[Hit]:
-        found = index.search(vector, k, allowed)
-        return [Hit("passage", int(i), float(s)) for i, s in zip(found.ids, found.scores)]
+        found = index.search(vector, k + len(left_out), allowed)
+        hits = [Hit("passage", int(i), float(s)) for i, s in zip(found.ids, found.scores)]
+        return [h for h in hits if h.ref not in left_out][:k] if left_out else hits
 
     # An approximate index gives REFINE_FACTOR times the candidates; the speaker's are kept before re-scoring.
     hits = spoken_only(db, rank, speaker, depth if exact else depth * indexes.REFINE_FACTOR)
@@ -376,6 +404,10 @@ def semantic_ranking(db, vector: np.ndarray, model: str, allowed, depth: int,
                                                                   np.array([h.score for h in hits], np.float32)), depth)
     return [Hit("passage", int(i), float(s)) for i, s in zip(found.ids, found.scores)]
 
+
+# Up to this many passages of unpublished episodes are dropped from a vector search's results (it asks for as many
+# more); above it the search is filtered to the published episodes, as for a show or guest filter.
+HIDDEN_PASSAGES_DROPPED = indexes.EXACT_FILTERED_MAX
 
 _threads = {"users": 0, "before": 1}
 _threads_lock = threading.Lock()
@@ -504,7 +536,9 @@ def materialise(db, hits: list[Hit], parsed: ParsedQuery) -> list[SearchResult]:
         if row is None:  # deleted since a side index was built
             continue
         _, start, end, speaker, text, episode_id = row
-        info = episodes[episode_id]
+        info = episodes.get(episode_id)
+        if info is None:  # not published (a ranking's filter is the rule; this is the guard)
+            continue
         start = float(start or 0)
         results.append(SearchResult(
             show=info["show"], episode_guid=info["guid"], episode_title=info["title"] or "",
@@ -521,7 +555,7 @@ def _episode_info(db, episode_ids: set[int]) -> dict[int, dict]:
     ids = sorted(episode_ids)
     sql = (
         "SELECT e.id, e.guid, e.title, e.published, s.id AS show_id, s.title AS show FROM episodes e "
-        f"JOIN shows s ON s.id = e.show_id WHERE e.id IN ({','.join('?' * len(ids))})"
+        f"JOIN shows s ON s.id = e.show_id WHERE e.id IN ({','.join('?' * len(ids))}) AND {PUBLISHED}"
     )
     return {row["id"]: row for row in db.query(sql, ids)}
 

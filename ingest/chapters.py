@@ -14,6 +14,7 @@ import sqlite_utils
 from archive.db import write_transaction
 from archive.errors import ChaptersError, PodarchiveError
 from archive.records import Chapter, Passage
+from archive.studio import producer_fields
 
 from .topics import TopicOptions, keyphrases, phrase_title, topic_segments
 
@@ -150,13 +151,15 @@ def generate_chapters(passages: list[Passage], vectors: np.ndarray, duration: fl
 
 
 def save_chapters(db: sqlite_utils.Database, episode_id: int, chapters: list[Chapter]) -> None:
-    """Replace the episode's chapters in one transaction."""
+    """Replace the episode's chapters in one transaction; those a producer set (archive/studio.py) stay."""
     rows = [
         {"episode_id": episode_id, "idx": i, "title": c.title, "start": c.start, "end": c.end, "url": c.url,
          "image": c.image, "source": c.source}
         for i, c in enumerate(chapters)
     ]
     with write_transaction(db):
+        if "chapters" in producer_fields(db, episode_id):
+            return
         db.execute("DELETE FROM chapters WHERE episode_id = ?", [episode_id])
         if rows:
             db["chapters"].insert_all(rows)

@@ -33,6 +33,7 @@ from lxml import etree
 from archive.db import utcnow, write_transaction
 from archive.errors import FeedError, FeedFetchError, FeedParseError, PodarchiveError, SourceError
 from archive.records import PersonRef, TranscriptLink
+from archive.studio import feed_kept_columns, parse_producer_fields
 from ingest import http, trust
 
 PODCAST_NAMESPACES = {
@@ -918,14 +919,16 @@ _EPISODE_COLUMNS = ("title", "link", "published", "season", "episode_number", "e
 
 
 def _upsert_episode(db, show_id: int, episode: EpisodeInfo) -> tuple[int, str]:
-    """Insert or update one episode; returns (id, "new" | "changed" | "unchanged")."""
+    """Insert or update one episode; returns (id, "new" | "changed" | "unchanged"). The columns of fields a
+    producer set in the studio (archive/studio.py) are left as they are."""
     content_hash = episode.content_hash()
-    rows = list(db.query("SELECT id, content_hash FROM episodes WHERE show_id = ? AND guid = ?",
+    rows = list(db.query("SELECT id, content_hash, producer_fields FROM episodes WHERE show_id = ? AND guid = ?",
                          [show_id, episode.guid]))
     if rows and rows[0]["content_hash"] == content_hash:
         return rows[0]["id"], "unchanged"
     now = utcnow()
-    values = {column: getattr(episode, column) for column in _EPISODE_COLUMNS}
+    kept = feed_kept_columns(parse_producer_fields(rows[0]["producer_fields"])) if rows else set()
+    values = {column: getattr(episode, column) for column in _EPISODE_COLUMNS if column not in kept}
     values.update(content_hash=content_hash, updated_at=now)
     if rows:
         episode_id, state = rows[0]["id"], "changed"

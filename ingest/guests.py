@@ -32,6 +32,7 @@ import sqlite_utils
 from archive.db import write_transaction
 from archive.people import HONORIFICS, clean_name, name_tokens, normalise_name, upsert_person
 from archive.records import PersonRef, Segment
+from archive.studio import producer_fields
 
 from .passages import split_sentences
 
@@ -314,14 +315,19 @@ def episode_hosts(db: sqlite_utils.Database, episode_id: int, show_id: int) -> l
 
 def save_guests(db: sqlite_utils.Database, episode_id: int, people: list[PersonRef]) -> list[int]:
     """Replace the episode's episode_people rows with `people` (hosts and guests), creating person records as
-    needed. Feed-tagged people of other roles (podcast:person role="cohost", "producer", ...) are kept too.
+    needed. Feed-tagged people of other roles (podcast:person role="cohost", "producer", ...) are kept too, and
+    so are the guests a producer set (archive/studio.py): the guests found are then left out.
     Returns the person ids in order."""
     others = [p for p in feed_people_rows(db, episode_id) if (p["role"] or "").lower() not in ("host", "guest")]
     refs = list(people) + [PersonRef(name=p["name"], role=p["role"].lower(), group=p["person_group"], href=p["href"],
                                      img=p["img"], source="feed") for p in others]
     ids = []
     with write_transaction(db):
-        db.execute("DELETE FROM episode_people WHERE episode_id = ?", [episode_id])
+        if "guests" in producer_fields(db, episode_id):
+            refs = [ref for ref in refs if (ref.role or "guest").lower() != "guest"]
+            db.execute("DELETE FROM episode_people WHERE episode_id = ? AND role != 'guest'", [episode_id])
+        else:
+            db.execute("DELETE FROM episode_people WHERE episode_id = ?", [episode_id])
         for ref in refs:
             try:
                 person_id = upsert_person(db, ref.name, href=ref.href, img=ref.img)

@@ -236,6 +236,9 @@ class Pipeline:
         existing = self.db.execute("SELECT * FROM audio WHERE episode_id = ?", [episode_id]).fetchone()
         if stages.is_done(self.db, episode_id, AUDIO, input_hash) and existing and Path(existing[2]).exists():
             return self.db["audio"].get(episode_id)
+        if existing and existing[1] == existing[2] == episode["enclosure_url"] and Path(existing[2]).exists():
+            stages.mark_done(self.db, episode_id, AUDIO, input_hash)  # a producer's upload: stored already
+            return self.db["audio"].get(episode_id)
         dest = self.options.media_dir / str(episode["show_id"]) / f"{episode_id}.audio"
         with self.stage(episode_id, AUDIO, input_hash):
             with self.progress.bar(total=None, desc=f"download {episode['guid'][:30]}", unit="B",

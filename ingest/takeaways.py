@@ -31,6 +31,7 @@ import sqlite_utils
 
 from archive.db import write_transaction
 from archive.records import Passage, Takeaway
+from archive.studio import producer_fields
 
 from .passages import split_sentences
 from .topics import STOPWORDS, TopicOptions, keyphrases, phrase_title, topic_segments
@@ -563,13 +564,15 @@ def generate_takeaways(passages: list[Passage], vectors: np.ndarray, embedder, h
 
 
 def save_takeaways(db: sqlite_utils.Database, episode_id: int, takeaways: list[Takeaway]) -> None:
-    """Replace the episode's takeaways in one transaction."""
+    """Replace the episode's takeaways in one transaction; those a producer set (archive/studio.py) stay."""
     rows = [
         {"episode_id": episode_id, "idx": i, "title": t.title, "text": t.text, "start": t.start, "end": t.end,
          "source": t.source}
         for i, t in enumerate(takeaways)
     ]
     with write_transaction(db):
+        if "takeaways" in producer_fields(db, episode_id):
+            return
         db.execute("DELETE FROM takeaways WHERE episode_id = ?", [episode_id])
         if rows:
             db["takeaways"].insert_all(rows)

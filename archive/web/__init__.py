@@ -27,8 +27,15 @@ class Setting:
 SETTINGS = (
     Setting("DATABASE", lambda: os.environ.get("PODARCHIVE_DB") or "podarchive.db",
             "Path of the archive's SQLite file (default: $PODARCHIVE_DB, else podarchive.db)."),
-    Setting("SECRET_KEY", lambda: secrets.token_hex(32),
-            "Flask's secret key; random for each process unless set."),
+    Setting("SECRET_KEY", lambda: None,
+            "Flask's secret key: it signs the session cookies of producers logged in to the studio. Default: made "
+            "once and kept beside the archive in <DATABASE>.secret (mode 0600), so every process serving the "
+            "archive shares it; a random one for each process when DATABASE is ':memory:'."),
+    Setting("SESSION_COOKIE_SECURE", lambda: False,
+            "Send the session cookie over HTTPS only: set it to true when the site is served behind HTTPS."),
+    Setting("TRUSTED_PROXIES", lambda: 0,
+            "How many reverse proxies in front of the site add to X-Forwarded-For: the client address that login "
+            "throttling counts is then taken from that header (werkzeug's ProxyFix). 0: the connection's address."),
     Setting("EMBEDDER", lambda: None,
             "Embedding model for semantic and hybrid search: a sentence-transformers model name or folder, "
             "'fake' for the deterministic test embedder, or an Embedder object. Default: all-MiniLM-L6-v2, "
@@ -64,19 +71,64 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_prefixed_env("PODARCHIVE")
     if test_config:
         app.config.from_mapping(test_config)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = archive_secret_key(app.config["DATABASE"])
+    elif not isinstance(app.config["SECRET_KEY"], (str, bytes)):  # PODARCHIVE_SECRET_KEY=123 reads as JSON
+        app.config["SECRET_KEY"] = str(app.config["SECRET_KEY"])
+    if app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from . import api, db, errors, exports, feeds, filters, pages, urls
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["TRUSTED_PROXIES"]))
+
+    from . import api, auth, db, errors, exports, feeds, filters, pages, urls
 
     urls.init_app(app)
     db.init_app(app)
     filters.init_app(app)
     errors.init_app(app)
+    auth.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(feeds.bp)
     app.after_request(security_headers)
     return app
+
+
+def archive_secret_key(database) -> str:
+    """The secret key kept beside the archive, `<database>.secret`, made on first use (created with O_EXCL and
+    mode 0600, so two processes starting at once agree on one key); random for an in-memory archive."""
+    import time
+
+    from archive.errors import SecretKeyError
+
+    if not database or str(database) == ":memory:":
+        return secrets.token_hex(32)
+    path = f"{os.fspath(database)}.secret"
+    for _ in range(100):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            try:
+                with open(path, encoding="ascii") as file:
+                    key = file.read().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SecretKeyError(f"cannot read the secret key file {path}: {exc}") from exc
+            if len(key) >= 32:
+                return key
+            time.sleep(0.02)  # another process has just made it and is writing the key
+            continue
+        except OSError as exc:
+            raise SecretKeyError(f"cannot create the secret key file {path}: {exc} "
+                                 "(or set PODARCHIVE_SECRET_KEY)") from exc
+        key = secrets.token_hex(32)
+        with os.fdopen(fd, "w", encoding="ascii") as file:
+            file.write(key + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        return key
+    raise SecretKeyError(f"the secret key file {path} is empty or damaged: delete it (every producer is logged "
+                         "out) or set PODARCHIVE_SECRET_KEY")
 
 
 _extensions_lock = threading.Lock()

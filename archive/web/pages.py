@@ -268,9 +268,9 @@ def find_person(db, text: str) -> dict | None:
             pass
     key = normalise_name(text)
     if key:
-        rows = list(db.query("SELECT * FROM people WHERE name_key = ?", [key]))
-        if rows:
-            return rows[0]
+        person = queries.person_by_name_key(db, key)
+        if person:
+            return person
     matches = queries.list_people(db, name_contains=text)
     return matches[0] if len(matches) == 1 else None
 

@@ -1,0 +1,132 @@
+"""The background worker: pipeline work that outlives a web request.
+
+`podarchive serve` starts one in a child process at low priority; `podarchive work` runs it on its own. Each round
+it publishes the scheduled episodes whose time came, then takes the episodes the site queued
+(`archive.work_queue`: published with audio and no transcript) and runs the transcript stages and the index for
+each. A round holds the archive's one-writer lock (`archive.lock`), so a `podarchive ingest` running meanwhile makes
+it wait for a later round instead of interleaving. Every stage records its progress in `stages`, so a worker
+killed at any moment (kill -9 included) resumes where it stopped on its next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+
+from archive import work_queue
+from archive.db import open_db
+from archive.lock import ArchiveLockedError, archive_lock
+
+from .pipeline import IngestOptions, IngestReport, Pipeline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerOptions:
+    ingest: IngestOptions = field(default_factory=IngestOptions)
+    poll_seconds: float = 5.0  # between rounds that found nothing to do
+    batch: int = 5  # episodes taken per round: the lock is let go between rounds
+    niceness: int = 10  # lower priority than the site it runs beside
+
+
+@dataclass
+class RoundReport:
+    locked: bool = False  # another writer held the archive: nothing was tried
+    published: list[int] = field(default_factory=list)
+    done: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def worked(self) -> bool:
+        return bool(self.published or self.done or self.failed)
+
+
+def work_round(db_path: str, options: WorkerOptions | None = None) -> RoundReport:
+    """One round: scheduled publishing, then up to `options.batch` queued episodes. Never raises for one episode."""
+    options = options or WorkerOptions()
+    try:
+        with archive_lock(db_path, timeout=0, command="work"):
+            db = open_db(db_path)
+            try:
+                return _round(db, options)
+            finally:
+                db.conn.close()
+    except ArchiveLockedError:
+        return RoundReport(locked=True)
+
+
+def _round(db, options: WorkerOptions) -> RoundReport:
+    from archive.studio import publish_due
+
+    pipeline = Pipeline(db, options.ingest)
+    report = RoundReport(published=publish_due(db, embedder=_LazyEmbedder(pipeline)))
+    for episode_id in work_queue.next_episodes(db, options.batch):
+        error = _work_on(pipeline, episode_id)
+        if error is None:
+            work_queue.dequeue_episode(db, episode_id)
+            report.done.append(episode_id)
+        else:
+            work_queue.mark_failed(db, episode_id, error)
+            report.failed[episode_id] = error
+    return report
+
+
+def _work_on(pipeline: Pipeline, episode_id: int) -> str | None:
+    """Transcribe and index one queued episode; the reason it failed, or None."""
+    from .index import IndexOptions, build_index
+    from .understand import UnderstandOptions
+
+    db = pipeline.db
+    if db.execute("SELECT 1 FROM episodes WHERE id = ?", [episode_id]).fetchone() is None:
+        return None  # deleted meanwhile: nothing left to do
+    work_queue.mark_started(db, episode_id)
+    pipeline.report = IngestReport()
+    pipeline.process_episodes([episode_id])
+    if pipeline.report.failures:
+        return "; ".join(f"{f.stage}: {f.error}" for f in pipeline.report.failures)
+    if db.execute("SELECT 1 FROM transcripts WHERE episode_id = ?", [episode_id]).fetchone() is None:
+        return "no transcript: the episode has neither audio nor a transcript file"
+    options = IndexOptions(episode_ids=[episode_id], understand=UnderstandOptions(fetch=pipeline.options.fetch))
+    index = build_index(db, pipeline.embedder(), options, client=pipeline.client)
+    if index.failures:
+        return "; ".join(str(failure[-1]) for failure in index.failures)
+    return None
+
+
+class _LazyEmbedder:
+    """The pipeline's embedder, loaded only if a scheduled episode is published this round."""
+
+    def __init__(self, pipeline: Pipeline):
+        self._pipeline = pipeline
+
+    def __getattr__(self, name):
+        return getattr(self._pipeline.embedder(), name)
+
+
+def run_worker(db_path: str, options: WorkerOptions | None = None, stop: threading.Event | None = None,
+               once: bool = False) -> RoundReport:
+    """Work rounds until `stop` is set (or one round when `once`); returns the last round's report."""
+    options = options or WorkerOptions()
+    stop = stop or threading.Event()
+    _lower_priority(options.niceness)
+    while True:
+        report = work_round(db_path, options)
+        if report.worked:
+            log.info("worker: published %s, done %s, failed %s", report.published, report.done,
+                     sorted(report.failed))
+        if once or stop.is_set():
+            return report
+        if not report.worked:
+            stop.wait(options.poll_seconds)
+            if stop.is_set():
+                return report
+
+
+def _lower_priority(niceness: int) -> None:
+    try:
+        os.nice(niceness)
+    except (AttributeError, OSError):  # not on this platform, or not allowed: run as we are
+        pass
