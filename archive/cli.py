@@ -377,8 +377,11 @@ def echo_rows(rows: list[dict], as_json: bool, what: str, line) -> None:
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="Server processes (gunicorn). Default: one per CPU core, at least 2; 1 = werkzeug's threaded "
                    "server in this process.")
-def serve(db_path, host, port, workers):
-    """Serve the archive's web site."""
+@click.option("--no-worker", is_flag=True,
+              help="Do not start the background worker (run `podarchive work` elsewhere, or nothing gets "
+                   "transcribed or published on schedule).")
+def serve(db_path, host, port, workers, no_worker):
+    """Serve the archive's web site, with one background worker for what producers publish."""
     from pathlib import Path
 
     from .web import create_app
@@ -386,6 +389,8 @@ def serve(db_path, host, port, workers):
     open_archive(db_path).conn.close()
     config = {"DATABASE": str(Path(db_path).resolve())}
     workers = workers or max(2, os.cpu_count() or 1)
+    if not no_worker:
+        start_background_worker(config["DATABASE"])
     click.echo(f"Serving {db_path} at http://{host}:{port}/ with {workers} worker(s)  (Ctrl+C to stop)")
     if workers == 1:
         from werkzeug.serving import run_simple
@@ -395,6 +400,80 @@ def serve(db_path, host, port, workers):
     from .web.server import run_gunicorn
 
     run_gunicorn(lambda: create_app(config), host, port, workers)
+
+
+def start_background_worker(db_path: str) -> None:
+    """`podarchive work` in a child process that ends with this one (at exit, or by itself when orphaned)."""
+    import atexit
+    import subprocess
+
+    child = subprocess.Popen([sys.executable, "-m", "archive.cli", "work", "--db", db_path,
+                              "--parent-pid", str(os.getpid())])
+    click.echo(f"Background worker started (pid {child.pid}).")
+
+    def stop():
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+    atexit.register(stop)
+
+
+@cli.command()
+@db_option
+@click.option("--once", is_flag=True, help="One round, then exit (scheduled publishing and the queued episodes).")
+@click.option("--poll", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="Seconds between rounds that found nothing to do.")
+@click.option("--model", default=None, help="Whisper model: a faster-whisper name or a folder (default: bundled tiny.en).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@click.option("--embedding-model", default=None, help="sentence-transformers model (default: bundled all-MiniLM-L6-v2).")
+@click.option("--media-dir", type=click.Path(file_okay=False), envvar="PODARCHIVE_MEDIA_DIR", default="media",
+              show_default=True, help="Where downloaded audio is kept.")
+@click.option("--parent-pid", type=int, default=None, hidden=True)
+@fetch_rule_options("transcript", "chapters")
+def work(db_path, once, poll, model, device, embedding_model, media_dir, parent_pid, fetch_rules):
+    """The background worker: publishes scheduled episodes and transcribes and indexes published ones.
+
+    `podarchive serve` starts one; run it yourself with `serve --no-worker`, or on another machine that sees the
+    archive file. Each round holds the archive's one-writer lock, so it waits while an ingest runs.
+    """
+    import logging
+    import threading
+    from pathlib import Path
+
+    from ingest.pipeline import IngestOptions
+    from ingest.transcribe import TranscriptionOptions
+    from ingest.worker import WorkerOptions, run_worker
+
+    logging.basicConfig(level=logging.INFO, format="worker: %(message)s")
+    options = WorkerOptions(poll_seconds=poll, ingest=IngestOptions(
+        media_dir=Path(media_dir), transcription=TranscriptionOptions(model=model, device=device),
+        embedding_model=embedding_model, fetch=fetch_rules))
+    stop = threading.Event()
+    if parent_pid:
+        watch_parent(parent_pid, stop)
+    open_archive(db_path).conn.close()
+    report = library_errors(run_worker)(str(db_path), options, stop=stop, once=once)
+    if once:
+        click.echo(f"published {len(report.published)}, transcribed {len(report.done)}, failed {len(report.failed)}"
+                   + (" (another writer held the archive)" if report.locked else ""))
+        for episode_id, error in report.failed.items():
+            click.echo(f"  episode {episode_id}: {error}", err=True)
+
+
+def watch_parent(parent_pid: int, stop) -> None:
+    """Set `stop` when the process that started us is gone (a `serve` killed with -9 leaves no orphan behind)."""
+    import threading
+
+    def watch():
+        while not stop.wait(2):
+            if os.getppid() != parent_pid:
+                stop.set()
+
+    threading.Thread(target=watch, name="podarchive-parent-watch", daemon=True).start()
 
 
 @cli.group()
@@ -563,3 +642,7 @@ def producer_tokens(name, db_path, revoke_id):
 
 def main():
     cli()
+
+
+if __name__ == "__main__":
+    main()
