@@ -20,6 +20,7 @@ Transcripts without times (plain text: every start and end is 0) are grouped by 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -159,16 +160,29 @@ def content_hash(text: str) -> str:
 
 
 def save_passages(db: sqlite_utils.Database, episode_id: int, passages: list[Passage]) -> list[dict]:
-    """Replace the episode's passages in one transaction. Returns the rows written (with ids)."""
+    """Replace the episode's passages in one transaction. Returns the rows written (with ids).
+
+    Only what differs is written: a passage left as it was keeps its row (and id), a changed one is updated in
+    place, so a transcript correction re-indexes (FTS5 triggers, search_versions) only the passages it touched,
+    and making the same passages again writes nothing."""
     rows = [
         {"episode_id": episode_id, "idx": i, "start": p.start, "end": p.end, "speaker": p.speaker,
          "text": p.text, "content_hash": content_hash(p.text)}
         for i, p in enumerate(passages)
     ]
+    columns = ("start", "end", "speaker", "text", "content_hash")
     with write_transaction(db):
-        db.execute("DELETE FROM passages WHERE episode_id = ?", [episode_id])
-        if rows:
-            db["passages"].insert_all(rows)
+        stored = {row["idx"]: row for row in load_passage_rows(db, episode_id)}
+        for row in rows:
+            before = stored.pop(row["idx"], None)
+            if before is None:
+                db["passages"].insert(row)
+            elif any(before[name] != row[name] for name in columns):
+                db.execute("UPDATE passages SET start = ?, end = ?, speaker = ?, text = ?, content_hash = ? "
+                           "WHERE id = ?", [*(row[name] for name in columns), before["id"]])
+        if stored:
+            db.execute("DELETE FROM passages WHERE id IN (SELECT value FROM json_each(?))",
+                       [json.dumps([row["id"] for row in stored.values()])])
     return load_passage_rows(db, episode_id)
 
 

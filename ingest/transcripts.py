@@ -1,7 +1,9 @@
 """Fetch an episode's transcript file, and store transcripts (from a feed file or from Whisper).
 
 One transcript per episode: saving replaces the previous transcript and its segments in one transaction, so a
-process killed mid-write leaves either the old transcript or the new one, never a mix.
+process killed mid-write leaves either the old transcript or the new one, never a mix. Producers' corrections of
+the old transcript are replayed on the new one in that transaction (archive/corrections.py `carry_over`): those
+that find no place in it are kept, marked lapsed, never dropped silently.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Iterable
 import httpx
 import sqlite_utils
 
+from archive.corrections import carry_over
 from archive.db import utcnow, write_transaction
 from archive.errors import PodarchiveError, TranscriptFetchError
 from archive.records import Segment, TranscriptSource
@@ -74,6 +77,7 @@ def save_transcript(db: sqlite_utils.Database, episode_id: int, segments: Iterab
             )
             count += 1
         conn.execute("UPDATE transcripts SET segment_count = ? WHERE id = ?", [count, transcript_id])
+        carry_over(db, episode_id, transcript_id)  # producers' corrections, replayed on the new lines
     return transcript_id
 
 

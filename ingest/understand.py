@@ -7,6 +7,13 @@ redo exactly the steps that read them. A step that fails is recorded (`mark_fail
 `StageError`, except ModelLoadError, which is recorded and raised at once (no episode can be understood without
 the embedding model). A chapters file the feed names but that cannot be fetched is recorded under the
 `chapters_fetch` stage and the episode gets generated chapters instead.
+
+A producer's corrections of the transcript (archive/corrections.py) are part of the input of the steps that read
+its text: passages, generated chapters, takeaways and guests add `corrections_key` (a digest of the lines that
+differ from the machine's) to the transcript's key, so the next run after a correction redoes them once, on the
+corrected text (the passages a correction already rebuilt come out the same and are not written again; chapters
+from the feed's file and the takeaways, chapters and guests a producer set are kept). An uncorrected transcript
+keeps the key it always had.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import numpy as np
 import sqlite_utils
 
 from archive import stages
+from archive.corrections import corrections_key
 from archive.errors import ModelLoadError, NotFoundError, PodarchiveError, StageError
 from archive.transcript_formats import load_segments
 
@@ -145,17 +153,20 @@ def understand_episode(db: sqlite_utils.Database, episode_id: int, embedder, cli
     transcript = _transcript(db, episode_id)
     transcript_key = [transcript["content_hash"], transcript["format"], transcript["model"],
                       transcript["segment_count"], transcript["created_at"]]
+    corrected = corrections_key(db, episode_id)
+    text_key = transcript_key + [corrected] if corrected else transcript_key  # what the producer made of it
     run = _Run(db, episode_id, embedder, client, options)
     segments = None
     try:
         segments = load_segments(db, episode_id)
-        passages_ok = _passages_stage(run, segments, transcript_key)
+        passages_ok = _passages_stage(run, segments, text_key)
         hosts = [p.name for p in episode_hosts(db, episode_id, episode["show_id"])]
         host_label = identify_host(segments, hosts)
         if passages_ok:
-            _chapters_stage(run, episode, transcript_key)
-            _takeaways_stage(run, episode, transcript_key, host_label)
-        _guests_stage(run, episode, segments, transcript_key)
+            # chapters from the feed's file do not read the transcript: a correction does not fetch them again
+            _chapters_stage(run, episode, transcript_key if episode["chapters_url"] else text_key)
+            _takeaways_stage(run, episode, text_key, host_label)
+        _guests_stage(run, episode, segments, text_key)
     finally:
         run.close()
     if run.failures:
