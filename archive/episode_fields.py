@@ -29,6 +29,7 @@ MAX_NAME_CHARS = 200  # a guest's name
 MAX_ITEMS = 500  # guests, takeaways or chapters of one episode
 MAX_NUMBER = 1_000_000  # episode and season numbers
 MAX_SECONDS = 7 * 24 * 3600.0  # a start time
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ def clean_text(value, name: str, limit: int, *, required: bool = False, multilin
     if value is None:
         text = ""
     elif isinstance(value, str):
+        if SURROGATE.search(value):  # JSON may carry "\ud800": no UTF-8 for it, SQLite would refuse it
+            raise ValidationError(name, "holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text")
         text = unicodedata.normalize("NFC", strip_unsafe_characters(value))
         if not multiline:
             text = " ".join(text.split())
@@ -243,11 +246,12 @@ def _audio_url(value, name: str) -> str | None:
         return url
     if re.match(r"^[a-z][a-z0-9+.-]*:", text, re.IGNORECASE) and not re.match(r"^[A-Za-z]:[/\\]", text):
         raise ValidationError(name, "must be an http or https URL, or an uploaded file")
-    folder = media_dir().resolve()
-    path = Path(text) if Path(text).is_absolute() else folder / text
+    media = media_dir().resolve()
+    uploads = media / "uploads"  # only uploads: never the pipeline's downloads of another show's audio
+    path = Path(text) if Path(text).is_absolute() else media / text
     path = path.resolve()
-    if not path.is_relative_to(folder):
-        raise ValidationError(name, "an uploaded file must be in the archive's media folder")
+    if not path.is_relative_to(uploads):
+        raise ValidationError(name, "an uploaded file must be in the archive's uploads folder")
     if not path.is_file():
         raise ValidationError(name, "no such uploaded file")
     return str(path)

@@ -136,7 +136,7 @@ def test_unknown_episodes_and_shows_are_not_found(db, show):
         studio.create_episode(db, 999, {"title": "x"}, ANN)
 
 
-def test_an_uploaded_file_must_be_in_the_media_folder(db, show, tmp_path, monkeypatch):
+def test_an_uploaded_file_must_be_in_the_uploads_folder(db, show, tmp_path, monkeypatch):
     media = tmp_path / "media"
     (media / "uploads").mkdir(parents=True)
     upload = media / "uploads" / "ep.mp3"
@@ -147,8 +147,13 @@ def test_an_uploaded_file_must_be_in_the_media_folder(db, show, tmp_path, monkey
     assert audio["path"] == str(upload.resolve()) and audio["bytes"] == 103
     outside = tmp_path / "secret.mp3"
     outside.write_bytes(b"x")
-    with pytest.raises(ValidationError, match="media folder"):
+    with pytest.raises(ValidationError, match="uploads folder"):
         studio.update_episode(db, episode, {"audio_url": str(outside)}, ANN)
+    downloaded = media / "1" / "7.audio"  # the pipeline's copy of another show's audio
+    downloaded.parent.mkdir()
+    downloaded.write_bytes(b"ID3" + b"\0" * 100)
+    with pytest.raises(ValidationError, match="uploads folder"):
+        studio.update_episode(db, episode, {"audio_url": "1/7.audio"}, ANN)
     studio.update_episode(db, episode, {"audio_url": "https://cdn.example.com/new.mp3"}, ANN)
     assert db["audio"].count == 0  # the upload is no longer the episode's audio
 
