@@ -501,3 +501,40 @@ def m010_work_queue(db):
         );
         """,
     )
+
+
+@migration
+def m011_transcript_corrections(db):
+    """Producers' corrections of transcripts (archive/corrections.py). `segments` holds the corrected text, so
+    every reader (the site, exports, passages and search) sees it; the machine's line is kept the first time a
+    line is corrected, and every correction is a row: who, when, what it asked, each line before and after."""
+    run_script(
+        db,
+        """
+        CREATE TABLE segment_originals (            -- a line as the machine (Whisper, or the feed file) made it
+            transcript_id INTEGER NOT NULL REFERENCES transcripts(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            speaker TEXT,
+            words TEXT,
+            PRIMARY KEY (transcript_id, idx)
+        );
+        CREATE TABLE transcript_corrections (
+            id INTEGER PRIMARY KEY,
+            episode_id INTEGER NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
+            transcript_id INTEGER NOT NULL,         -- the transcript its changes apply to (no foreign key: a new
+                                                    -- machine transcript carries it over, or it lapses)
+            producer_id INTEGER,                    -- producers.id (no foreign key: accounts may go)
+            producer_name TEXT,
+            at TEXT NOT NULL,
+            action TEXT NOT NULL,                   -- edit, speaker, replace, revert, undo
+            details TEXT NOT NULL,                  -- JSON: what the producer asked (line, text, find, replace, ...)
+            changes TEXT NOT NULL,                  -- JSON list: each line it changed, before and after
+            state TEXT NOT NULL DEFAULT 'applied',  -- applied, undone, lapsed (a new transcript had no place for it)
+            undoes INTEGER,                         -- an undo: the correction it undid
+            undone_by INTEGER,                      -- the undo that undid this one
+            note TEXT                               -- why it lapsed, or how it was carried to a new transcript
+        );
+        CREATE INDEX idx_transcript_corrections_episode ON transcript_corrections(episode_id, id);
+        """,
+    )

@@ -130,3 +130,16 @@ class ValidationError(StudioError):
 class NotEditableError(StudioError):
     """A change names something the studio does not edit (a feed's guid, a duration), or a revision of another
     episode."""
+
+
+class UploadError(PodarchiveError):
+    """An uploaded file could not be stored: it is empty, not audio, or could not be written."""
+
+
+class UploadTooLargeError(UploadError):
+    """An upload went past its size cap; nothing of it was kept."""
+
+
+class CorrectionError(PodarchiveError):
+    """A transcript correction could not be made or undone: an empty line, text not found, a line changed since
+    the correction to undo, a correction that lapsed."""

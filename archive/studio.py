@@ -38,7 +38,7 @@ from .sanitize import notes_plain_text, public_url, render_markdown
 __all__ = [
     "EDITABLE", "EpisodeFields", "Takeaway", "Chapter", "create_show", "create_episode", "update_episode",
     "studio_episode", "list_studio_episodes", "publish", "unpublish", "publish_due", "index_for_search", "history",
-    "restore", "producer_fields", "parse_producer_fields", "feed_kept_columns",
+    "restore", "producer_fields", "parse_producer_fields", "feed_kept_columns", "list_studio_shows",
 ]
 
 DRAFT, SCHEDULED, PUBLISHED = "draft", "scheduled", "published"
@@ -227,6 +227,26 @@ def list_studio_episodes(db: sqlite_utils.Database, show_ids: list[int] | None =
             "last_change": last, "updated_at": row["updated_at"],
         })
     return episodes
+
+
+def list_studio_shows(db: sqlite_utils.Database, show_ids: list[int] | None = None) -> list[dict]:
+    """These shows (every show: None), by title, drafts and hosted shows with no published episode included.
+    Each a dict: id, title, hosted, feed_url (None for a hosted show), episodes, drafts, scheduled, published
+    (counts of its episodes)."""
+    where, params = "", []
+    if show_ids is not None:
+        where, params = " WHERE s.id IN (SELECT value FROM json_each(?))", [json.dumps(list(show_ids))]
+    rows = list(db.query(
+        "SELECT s.id, s.title, s.hosted, s.feed_url, COUNT(e.id) AS episodes, "
+        "COALESCE(SUM(e.state = 'draft'), 0) AS drafts, COALESCE(SUM(e.state = 'scheduled'), 0) AS scheduled, "
+        "COALESCE(SUM(e.state = 'published'), 0) AS published FROM shows s "
+        f"LEFT JOIN episodes e ON e.show_id = s.id{where} GROUP BY s.id ORDER BY s.title COLLATE NOCASE, s.id",
+        params))
+    for row in rows:
+        row["hosted"] = bool(row["hosted"])
+        if row["hosted"]:
+            row["feed_url"] = None
+    return rows
 
 
 # -- writing ------------------------------------------------------------------------------------------------

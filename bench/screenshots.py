@@ -1,11 +1,16 @@
-"""Screenshots of the episode page and the search page for docs/ (episode.png, episode-phone.png, search.png).
+"""Screenshots of the episode page and the search page for docs/ (episode.png, episode-phone.png, search.png),
+and of the studio (studio.png: a producer's list of episodes; studio-editor.png: the episode editor).
 
 The archive is a realistic one made by the pipeline: the TWIML and DataTalks.Club corpora (bench/web_load.py's
 archive, built if missing) plus the Datacast feed, whose episode 70 is 11 minutes of real audio transcribed
 with Whisper tiny.en, with its notes' key takeaways and its guest. The site runs on loopback and headless
 chromium photographs it.
 
+The studio's pictures need no corpus: `--only studio` ingests Datacast's short feed (a 53-second clip, transcribed
+with Whisper tiny.en), adds a hosted show with episodes in every state, and photographs a producer's studio.
+
 Run:  .venv/bin/python bench/screenshots.py [--db bench/out/web_load.db] [--embedder NAME] [--out docs]
+      .venv/bin/python bench/screenshots.py --only studio [--out docs]
 """
 
 from __future__ import annotations
@@ -117,6 +122,117 @@ def photograph(base: str, episode_id: int, out: Path, mode: str) -> None:
         browser.close()
 
 
+STUDIO_PRODUCER = ("maya", "a studio screenshot password")
+EDITOR_NOTES = """In this episode Priya walks us through **a hundred hiring interviews** for data roles: what the
+strongest candidates did differently, and what she would change about her own process.
+
+## Mentioned
+- [The interview rubric](https://example.com/rubric) she shares with every panel
+- Her talk on *structured interviews*
+
+> Ask for the work, not the résumé.
+"""
+
+
+def add_studio_content(db_path: Path) -> dict:
+    """A producer granted Datacast and a hosted show whose episodes are in every state: a draft being written
+    (the editor's picture), one scheduled, one published and waiting for its transcript, one whose audio failed;
+    and a producer's edit of a Datacast episode. Returns the ids and the producer's login."""
+    import datetime as dt
+
+    from archive import producers, stages, studio
+
+    db = open_db(db_path)
+    datacast = next(db.query("SELECT id FROM shows WHERE title = 'Datacast'"))["id"]
+    show = studio.create_show(db, "Data Careers Live", "Conversations about building a career in data.",
+                              language="en", author="Maya Chen")
+    producer = producers.add_producer(db, *STUDIO_PRODUCER, shows=[show, datacast])
+    now = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+    published = studio.create_episode(db, show, {
+        "title": "Shipping models on Fridays", "episode_number": 1, "season": 1, "guests": ["Tomás Okafor"],
+        "audio_url": "https://cdn.example.com/data-careers/001.mp3",
+        "notes_markdown": "Why the release day matters less than the rollback plan."}, producer)
+    studio.publish(db, published, producer)
+    failed = studio.create_episode(db, show, {
+        "title": "Data contracts in practice", "episode_number": 2, "season": 1,
+        "audio_url": "https://cdn.example.com/data-careers/002.mp3"}, producer)
+    studio.publish(db, failed, producer)
+    stages.mark_failed(db, failed, "audio", "HTTP 404 from cdn.example.com: the file is not there")
+    scheduled = studio.create_episode(db, show, {"title": "Feature stores, revisited", "episode_number": 3,
+                                                 "season": 1, "guests": ["Lena Fischer"]}, producer)
+    studio.publish(db, scheduled, producer, at=now + dt.timedelta(days=3, hours=2))
+    draft = studio.create_episode(db, show, {
+        "title": "What we learned from 100 interviews", "episode_number": 4, "season": 1,
+        "guests": ["Priya Raman"], "audio_url": "https://cdn.example.com/data-careers/004.mp3",
+        "notes_markdown": EDITOR_NOTES,
+        "takeaways": [
+            {"title": "Ask for the work", "text": "A take-home that mirrors the job beats any puzzle.", "start": "4:10"},
+            {"title": "Calibrate the panel", "text": "Every interviewer scores the same rubric, before they talk.",
+             "start": "17:45"},
+            {"title": "Say no quickly", "text": "Candidates remember a fast, kind rejection.", "start": None}],
+        "chapters": [{"title": "Introductions", "start": 0}, {"title": "The rubric", "start": "12:30"},
+                     {"title": "Questions from listeners", "start": "38:05"}]}, producer)
+    episode = next(db.query("SELECT id, title FROM episodes WHERE show_id = ? ORDER BY id LIMIT 1", [datacast]))
+    studio.update_episode(db, episode["id"], {"title": episode["title"].split(": ", 1)[-1]}, producer)
+    db.conn.close()
+    return {"show": show, "draft": draft, "datacast": datacast}
+
+
+def log_in(page, base: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("#login-username", STUDIO_PRODUCER[0])
+    page.fill("#login-password", STUDIO_PRODUCER[1])
+    page.click(".login__form button[type=submit]")
+    page.wait_for_url(f"{base}/studio")
+
+
+def photograph_studio(base: str, ids: dict, out: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        log_in(page, base)
+        page.goto(f"{base}/studio")
+        time.sleep(0.3)
+        page.screenshot(path=str(out / "studio.png"))
+        print("wrote", out / "studio.png")
+        page.set_viewport_size({"width": 1280, "height": 1100})  # the whole editor: full_page below
+        page.goto(f"{base}/studio/episodes/{ids['draft']}")
+        page.locator("#f-notes").press("Control+End")  # the live preview follows the typing
+        page.keyboard.type("\n\nRecorded in *Lisbon*.")
+        page.locator("#notes-preview em", has_text="Lisbon").wait_for()
+        page.evaluate("window.scrollTo(0, 0)")
+        time.sleep(0.3)
+        page.screenshot(path=str(out / "studio-editor.png"), full_page=True)
+        print("wrote", out / "studio-editor.png")
+        browser.close()
+
+
+def studio_only(out: Path, embedder_name: str | None) -> None:
+    """The studio's pictures from a small archive: Datacast's short feed and a hosted show."""
+    from archive.web.searching import make_embedder
+    from ingest.index import build_index
+    from ingest.pipeline import IngestOptions, ingest_sources
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db_path = Path(tmp) / "archive.db"
+        base, server = serve(DATACAST)
+        db = open_db(db_path)
+        report = ingest_sources(db, [f"{base}/feed-short.xml"],
+                                IngestOptions(media_dir=Path(tmp) / "media", index=False, progress=True))
+        build_index(db, embedder=make_embedder(embedder_name or "fake"))
+        for failure in report.failures:
+            print("ingest failure:", failure)
+        db.conn.close()
+        server.shutdown()
+        ids = add_studio_content(db_path)
+        site, site_server = start_site(db_path, embedder_name or "fake")
+        out.mkdir(parents=True, exist_ok=True)
+        photograph_studio(site, ids, out)
+        site_server.shutdown()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, default=ROOT / "bench" / "out" / "web_load.db",
@@ -124,7 +240,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     parser.add_argument("--embedder", default=None,
                         help="the archive's embedding model ('fake' for bench/web_load.py --embedder fake's archive)")
+    parser.add_argument("--only", choices=("all", "studio"), default="all",
+                        help="studio: only the studio's pictures (a small archive of their own, no corpus needed)")
     args = parser.parse_args()
+    if args.only == "studio":
+        studio_only(args.out, args.embedder)
+        return
     if not args.db.exists():
         from web_load import build_archive
 
@@ -142,6 +263,8 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         # The test embedder's vectors mean nothing: photograph keyword search then, not a meaningless fusion.
         photograph(base, episode_id, args.out, "keyword" if args.embedder == "fake" else "hybrid")
+        ids = add_studio_content(db_path)
+        photograph_studio(base, ids, args.out)
         server.shutdown()
 
 

@@ -91,7 +91,7 @@ def test_login_page(client):
 def test_login_then_logout(client):
     response = log_in(client)
     assert response.status_code == 302 and response.headers["Location"] == "/studio"
-    assert client.get("/studio").get_data(as_text=True) == "studio of alice"
+    assert "Logged in as alice" in client.get("/studio").get_data(as_text=True)  # the real studio (studio.py)
     home = client.get("/").get_data(as_text=True)
     assert "Log out" in home and 'href="/studio"' in home
     assert client.get("/login").headers["Location"] == "/studio"  # already logged in
@@ -231,7 +231,7 @@ def test_token_required(client, archive):
     _, token = producers.create_token(db, "alice")
     response = client.get("/api/studio/whoami")
     assert response.status_code == 401 and response.headers["WWW-Authenticate"].startswith("Bearer")
-    assert response.get_json()["error"]["status"] == 401 and "Bearer" in response.get_json()["error"]["message"]
+    assert set(response.get_json()) == {"error"} and "Bearer" in response.get_json()["error"]  # studio API shape
     for header in ("Bearer pa_wrong", "Basic YWxpY2U6cHc=", "Bearer", token):
         response = client.get("/api/studio/whoami", headers={"Authorization": header})
         assert response.status_code == 401 and response.is_json, header
@@ -240,7 +240,7 @@ def test_token_required(client, archive):
     # no CSRF token needed: the API takes no cookies
     assert client.post("/api/studio/whoami", headers={"Authorization": f"bearer {token}"}).status_code == 200
     response = client.post(f"/api/studio/shows/{ids['other']}", headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 403 and response.get_json()["error"]["status"] == 403
+    assert response.status_code == 403 and response.get_json() == {"error": "You may not edit this show."}
     assert client.post(f"/api/studio/shows/{ids['datacast']}",
                        headers={"Authorization": f"Bearer {token}"}).status_code == 200
     producers.revoke_token(db, "alice", producers.list_tokens(db, "alice")[0].id)

@@ -55,7 +55,11 @@ SETTINGS = (
             "Host names the site answers to (Flask's TRUSTED_HOSTS, e.g. [\"archive.example.org\"]); other Host "
             "headers get 400. Set it in production: without it (the default) any Host header is accepted, and "
             "without BASE_URL absolute URLs are built from it."),
+    Setting("STUDIO_MAX_UPLOAD_MB", lambda: 2048,
+            "Largest audio file a producer may upload, in MB (MiB). Flask's MAX_CONTENT_LENGTH is set from it (plus "
+            "1 MB for a form's other fields), so a larger request is refused with 413 before it is read."),
 )
+UPLOAD_REQUEST_OVERHEAD = 1024 * 1024  # a multipart form's boundaries and other fields, beside the file
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -75,12 +79,14 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["SECRET_KEY"] = archive_secret_key(app.config["DATABASE"])
     elif not isinstance(app.config["SECRET_KEY"], (str, bytes)):  # PODARCHIVE_SECRET_KEY=123 reads as JSON
         app.config["SECRET_KEY"] = str(app.config["SECRET_KEY"])
+    if "MAX_CONTENT_LENGTH" not in (test_config or {}):
+        app.config["MAX_CONTENT_LENGTH"] = max_upload_bytes(app) + UPLOAD_REQUEST_OVERHEAD
     if app.config["TRUSTED_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["TRUSTED_PROXIES"]))
 
-    from . import api, auth, db, errors, exports, feeds, filters, pages, urls
+    from . import api, auth, db, errors, exports, feeds, filters, pages, studio_api, urls
 
     urls.init_app(app)
     db.init_app(app)
@@ -91,8 +97,26 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(feeds.bp)
+    app.register_blueprint(studio_api.bp)
+    from . import studio  # the studio's pages (/studio): after auth, whose login_required and CSRF they use
+
+    studio.init_app(app)
+
+    from . import corrections  # the studio's transcript corrections
+
+    app.register_blueprint(corrections.bp)
     app.after_request(security_headers)
     return app
+
+
+def max_upload_bytes(app: Flask) -> int:
+    """STUDIO_MAX_UPLOAD_MB in bytes (a number of MiB; fractions allowed)."""
+    try:
+        megabytes = float(app.config["STUDIO_MAX_UPLOAD_MB"])
+    except (TypeError, ValueError):
+        raise ValueError(f"STUDIO_MAX_UPLOAD_MB must be a number of MB, not "
+                         f"{app.config['STUDIO_MAX_UPLOAD_MB']!r}") from None
+    return max(0, int(megabytes * 1024 * 1024))
 
 
 def archive_secret_key(database) -> str:

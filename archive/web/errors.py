@@ -1,4 +1,7 @@
-"""Errors as pages for people and as JSON for programs (everything under /api/)."""
+"""Errors as pages for people and as JSON for programs (everything under /api/).
+
+The public API answers `{"error": {"status", "title", "message"}}`; the studio API (/api/studio/, see
+studio_api.py) answers `{"error": "<message>"}`, plus `field` when a value given was not acceptable."""
 
 from __future__ import annotations
 
@@ -12,18 +15,27 @@ from archive.errors import NotFoundError
 log = logging.getLogger(__name__)
 
 
+STUDIO_API_PREFIX = "/api/studio/"
+
+
 def wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
 def error_response(error: HTTPException):
     code = error.code or 500
-    if wants_json():
+    if request.path.startswith(STUDIO_API_PREFIX):
+        response = jsonify(studio_error(error.description or error.name, getattr(error, "field", None)))
+    elif wants_json():
         body = {"error": {"status": code, "title": error.name, "message": error.description}}
         response = jsonify(body)
     else:
         response = render_template("error.html", error=error, code=code)
     return response, code
+
+
+def studio_error(message: str, field: str | None = None) -> dict:
+    return {"error": message} if field is None else {"error": message, "field": field}
 
 
 def handle_http_error(error: HTTPException):
