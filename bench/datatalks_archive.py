@@ -2,9 +2,10 @@
 
 The feed (/work/shared/fixtures/corpus/datatalksclub_podcast/feed.xml) goes through the real pipeline for shows,
 episodes and transcripts (`ingest_sources` with the index stage off); then every episode gets its passages (the
-pipeline's passages module, default 45 s), every passage its embedding with the default embedder, and FTS5 its
-tables. Chapters, takeaways and guests are left out: they cost much more than passages on a shared 2-core machine
-and search reads only passages and episode notes from them. Rerunning resumes where a killed run stopped.
+pipeline's passages module, default 45 s), every passage its embedding with the default embedder, so does every
+episode's notes (with its title: archive/note_vectors.py), and FTS5 its tables. Chapters, takeaways and guests are
+left out: they cost much more than passages on a shared 2-core machine and search reads only passages and episode
+notes from them. Rerunning resumes where a killed run stopped.
 
     .venv/bin/python bench/datatalks_archive.py      # build (or finish building) bench/out/datatalks.db
 """
@@ -28,9 +29,10 @@ OUT = ROOT / "bench" / "out"
 ARCHIVE = OUT / "datatalks.db"
 
 
-def build(path: Path = ARCHIVE, embedder=None, log=print, first: list[str] = ()):
-    """Build or finish the archive; passages of the episodes with guids in `first` are embedded first."""
-    from ingest.index import ensure_embeddings, ensure_fts
+def build(path: Path = ARCHIVE, embedder=None, log=print, first: list[str] = (), feed: Path = FEED):
+    """Build or finish the archive of `feed` (a local feed file); passages of the episodes with guids in `first` are
+    embedded first. bench/twiml_archive.py builds the TWIML archive with the same steps."""
+    from ingest.index import ensure_embeddings, ensure_fts, ensure_note_embeddings
     from ingest.passages import make_passages, save_passages
     from ingest.pipeline import IngestOptions, ingest_sources
 
@@ -39,7 +41,7 @@ def build(path: Path = ARCHIVE, embedder=None, log=print, first: list[str] = ())
     embedder = embedder or default_embedder()
     if db.execute("SELECT count(*) FROM transcripts").fetchone()[0] == 0:
         started = time.perf_counter()
-        report = ingest_sources(db, [str(FEED)], IngestOptions(index=False))
+        report = ingest_sources(db, [str(feed)], IngestOptions(index=False))
         log(f"ingested feed: {report.episodes_new} episodes, {report.transcripts_made} transcripts, "
             f"{len(report.failures)} failures in {time.perf_counter() - started:.0f} s")
     episodes = [r[0] for r in db.execute(
@@ -56,14 +58,17 @@ def build(path: Path = ARCHIVE, embedder=None, log=print, first: list[str] = ())
         ensure_embeddings(db, rows[start:start + chunk], embedder)
         log(f"embeddings: {min(start + chunk, len(rows))}/{len(rows)} passages, "
             f"{time.perf_counter() - started:.0f} s")
+    ensure_note_embeddings(db, embedder)  # episode notes (no takeaways here): a few hundred, skipped once made
     ensure_fts(db)
     return db
 
 
-def judged_guids() -> list[str]:
+def judged_guids(files=("queries_datatalks.json", "queries_heldout_datatalks.json")) -> list[str]:
+    """The guids of every judged episode in the query files (bench/<name>) that exist."""
     import json
 
-    queries = json.loads((ROOT / "bench" / "queries_datatalks.json").read_text())["queries"]
+    queries = [q for name in files if (ROOT / "bench" / name).exists()
+               for q in json.loads((ROOT / "bench" / name).read_text())["queries"]]
     return sorted({guid for q in queries for guid in q["episodes"]})
 
 
