@@ -138,6 +138,9 @@ def cli():
 @click.option("--compute-type", default=None, help="CTranslate2 compute type (default: int8 on CPU, float16 on CUDA).")
 @click.option("--beam-size", type=click.IntRange(1, 20), default=None, help="Whisper beam size.")
 @click.option("--word-timestamps", is_flag=True, help="Store word-level timestamps.")
+@click.option("--vocabulary-prompt", "vocabulary_chars", type=click.IntRange(0, 2000), default=0, show_default=True,
+              help="Give Whisper the episode's names (title, notes, people) as a prompt of at most this many "
+                   "characters; 0: none (it hurts the bundled tiny.en: see README).")
 @click.option("--no-index", is_flag=True, help="Skip the index stage (passages, takeaways, chapters, guests, search).")
 @click.option("--embedding-model", default=None, help="sentence-transformers model (default: bundled all-MiniLM-L6-v2).")
 @click.option("--media-dir", type=click.Path(file_okay=False), envvar="PODARCHIVE_MEDIA_DIR", default="media",
@@ -147,8 +150,8 @@ def cli():
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @lock_timeout_option
 @fetch_rule_options("feed", "transcript", "chapters")
-def ingest(sources, db_path, metadata_only, model, device, compute_type, beam_size, word_timestamps, no_index,
-           embedding_model, media_dir, max_audio_mb, quiet, lock_timeout, fetch_rules):
+def ingest(sources, db_path, metadata_only, model, device, compute_type, beam_size, word_timestamps, vocabulary_chars,
+           no_index, embedding_model, media_dir, max_audio_mb, quiet, lock_timeout, fetch_rules):
     """Ingest feeds: SOURCE is a feed URL, a local feed file, or an OPML file listing feeds.
 
     Exit status: 0 when everything asked for was done, 1 when some feed or episode failed (after doing all the
@@ -168,6 +171,7 @@ def ingest(sources, db_path, metadata_only, model, device, compute_type, beam_si
         metadata_only=metadata_only, index=not no_index, media_dir=Path(media_dir),
         max_audio_bytes=max_audio_mb * 1024 * 1024, transcription=transcription,
         embedding_model=embedding_model, progress=not quiet and sys.stderr.isatty(), fetch=fetch_rules,
+        vocabulary_chars=vocabulary_chars,
     )
     with writing(db_path, lock_timeout, "ingest"):
         report = library_errors(ingest_sources)(open_archive(db_path), list(sources), options)

@@ -45,6 +45,7 @@ class IngestOptions:
     embedding_model: str | None = None
     progress: bool = False
     fetch: FetchRules = field(default_factory=FetchRules)  # the trust rules' caps, deadline and address widening
+    vocabulary_chars: int = 0  # the episode's names given to Whisper as a prompt, at most this long; 0: none (bench/names.py: it hurts tiny.en)
 
 
 @dataclass
@@ -264,12 +265,26 @@ class Pipeline:
             with self.progress.bar(total=episode["duration"] or None, desc=f"transcribe {episode['guid'][:30]}",
                                    unit="s", leave=False) as bar:
                 segments, source = transcribe_file(
-                    audio["path"], options, model=self.whisper(), progress=bar.seconds_callback
+                    audio["path"], self.with_vocabulary(options, episode_id), model=self.whisper(),
+                    progress=bar.seconds_callback,
                 )
             source.source_url = audio["url"]
             source.content_hash = audio["sha256"]
             save_transcript(self.db, episode_id, segments, source)
             self.report.transcripts_made += 1
+
+    def with_vocabulary(self, options, episode_id: int):
+        """The options with the episode's names as Whisper's prompt (ingest/vocabulary.py), unless the operator
+        gave a prompt or turned the vocabulary off. The prompt is stored with the transcript's options; it is not
+        part of the stage's input hash, so editing an episode's notes does not make Whisper run again."""
+        from dataclasses import replace
+
+        from .vocabulary import episode_vocabulary, whisper_prompt
+
+        if options.initial_prompt or not self.options.vocabulary_chars:
+            return options
+        prompt = whisper_prompt(episode_vocabulary(self.db, episode_id), self.options.vocabulary_chars)
+        return replace(options, initial_prompt=prompt) if prompt else options
 
     def transcription_options(self):
         from .transcribe import TranscriptionOptions
@@ -343,9 +358,13 @@ def format_name(fmt: str) -> str:
 
 
 def options_fingerprint(options) -> dict:
+    """What of the options decides a transcript; prompt fields left unset are left out, so archives made before
+    they existed keep their stage hashes (and their transcripts)."""
     from dataclasses import asdict, is_dataclass
 
-    return asdict(options) if is_dataclass(options) else dict(vars(options))
+    values = asdict(options) if is_dataclass(options) else dict(vars(options))
+    return {key: value for key, value in values.items()
+            if not (key in ("initial_prompt", "hotwords") and value is None)}
 
 
 def ingest_sources(db: sqlite_utils.Database, sources: list[str], options: IngestOptions | None = None,

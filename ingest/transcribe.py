@@ -58,6 +58,8 @@ class TranscriptionOptions:
     language: str | None = "en"
     vad_filter: bool = False
     cpu_threads: int = 0  # 0: CTranslate2's default
+    initial_prompt: str | None = None  # text Whisper reads as the transcript so far: the episode's names (vocabulary.py)
+    hotwords: str | None = None  # faster-whisper's hint phrases (measured against the prompt in bench/names.py)
 
     def resolved(self) -> "TranscriptionOptions":
         """The options as actually run: the compute type filled in."""
@@ -138,6 +140,8 @@ def transcribe_file(path: str | Path, options: TranscriptionOptions | None = Non
             beam_size=options.beam_size,
             word_timestamps=options.word_timestamps and not align,
             vad_filter=options.vad_filter,
+            initial_prompt=options.initial_prompt,
+            hotwords=options.hotwords,
         )
         if align:
             raw_segments = _aligned(model, samples, raw_segments, info.language)
