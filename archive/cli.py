@@ -582,12 +582,19 @@ def producer_passwd(name, db_path, password_stdin):
 def producer_grant(name, show, db_path):
     """Let a producer edit a show (SHOW: id, title or feed URL)."""
     from .producers import grant
-    from .queries import find_show
 
     db = open_archive(db_path)
+    show_id, title = show_and_label(db, show)
+    grant(db, name, show_id)
+    click.echo(f"{name} may edit {title}")
+
+
+def show_and_label(db, show: str) -> tuple[int, str]:
+    """A SHOW argument's id, and how to name the show in a message."""
+    from .queries import find_show
+
     found = find_show(db, show)
-    grant(db, name, found["id"])
-    click.echo(f"{name} may edit {found['title'] or found['feed_url']} [{found['id']}]")
+    return found["id"], f"{found['title'] or found['feed_url']} [{found['id']}]"
 
 
 @producer.command("revoke")
@@ -598,12 +605,10 @@ def producer_grant(name, show, db_path):
 def producer_revoke(name, show, db_path):
     """Take a show back from a producer (SHOW: id, title or feed URL)."""
     from .producers import revoke
-    from .queries import find_show
 
     db = open_archive(db_path)
-    found = find_show(db, show)
-    removed = revoke(db, name, found["id"])
-    title = f"{found['title'] or found['feed_url']} [{found['id']}]"
+    show_id, title = show_and_label(db, show)
+    removed = revoke(db, name, show_id)
     click.echo(f"{name} may no longer edit {title}" if removed else f"{name} had no grant of {title}")
 
 
