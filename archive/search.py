@@ -1,11 +1,13 @@
 """Search the archive: keyword (BM25), semantic (sentence embeddings) or hybrid (both, fused).
 
 Results are moments: passages mainly, plus takeaways (at the time they were placed) and episodes whose title or
-notes match (at the start). Each ranked list (keyword passages, takeaways, episodes; semantic passages) is fused
-by reciprocal rank fusion (k=60), plus episode evidence: each list also ranks episodes (at their first hit), and
-a hit gains a quarter of its episode's fused score. On bench/search_quality.py's 37 DataTalks.Club questions RRF
-beat a weighted sum of min-max normalised scores on all four measures (episode and minute Recall@10 and MRR), and
-the episode evidence is what made hybrid beat semantic search on episode MRR (0.846 against 0.804; 0.782 without).
+notes match (at the start). Each ranked list (keyword passages, takeaways, episodes; semantic: passages with the
+takeaways and episode notes of archive/note_vectors.py in one list by cosine, `merge_notes`, so an episode with
+notes and no transcript is found by meaning too) is fused by reciprocal rank fusion (k=60), plus episode evidence:
+each list also ranks episodes (at their first hit), and a hit gains a quarter of its episode's fused score. On
+bench/search_quality.py's 37 DataTalks.Club questions RRF beat a weighted sum of min-max normalised scores on all
+four measures (episode and minute Recall@10 and MRR), and the episode evidence is what made hybrid beat semantic
+search on episode MRR (0.846 against 0.804; 0.782 without: passages alone, before notes joined).
 
 Keyword ranking uses FTS5 in small archives and a Tantivy index in large ones, semantic ranking an exact matrix
 product or a faiss IVF index: see archive/indexes.py. User queries go through archive/fts.py, so nothing a user
@@ -34,7 +36,7 @@ from typing import Callable
 import numpy as np
 import sqlite_utils
 
-from . import indexes
+from . import indexes, note_vectors
 from .embeddings import Embedder, SentenceTransformerEmbedder, embed_query, warm_up
 from .errors import SearchError
 from .fts import ParsedQuery, fts5_match, normalise, parse_query, tantivy_clause
@@ -65,6 +67,12 @@ class SearchTuning:
     # Episode evidence: each list also ranks episodes (by their first hit in it); a hit gains this share of its
     # episode's reciprocal rank fusion, so the moments of an episode both rankings agree on come first.
     episode_weight: float = 0.25
+    # Added to the cosine of takeaways and episode notes where the semantic ranking merges them with passages
+    # (`merge_notes`); notes score lower than passages anyway (median best cosine 0.57 against 0.64 on the
+    # DataTalks.Club questions). On bench/search_quality.py's tuning questions, 0 made hybrid search on the side
+    # indexes worse (episode MRR 0.820 -> 0.794), -0.1 gained nothing in semantic search, and -0.05 left every
+    # hybrid figure as it was while semantic search gained; held out, it left no figure of either mode worse.
+    note_offset: float = -0.05
 
     def weight(self, kind: str) -> float:
         return dict(self.kind_weights).get(kind, 1.0)
@@ -149,8 +157,8 @@ def search(db: sqlite_utils.Database, query: str, mode: str = "hybrid", show=Non
         embedder = embedder or get_embedder()
         with one_torch_thread():
             vector = embed_query(embedder, text)
-        lists.append(("semantic", semantic_ranking(db, vector, embedder.name, allowed, depth, filters.speaker,
-                                                   hidden)))
+        lists.append(("semantic", semantic_hits(db, vector, embedder.name, allowed, depth, filters.speaker,
+                                                hidden, tuning)))
     fused = fuse(lists, tuning, episodes_of_hits(db, lists))[:limit]
     return materialise(db, fused, parsed)
 
@@ -405,6 +413,47 @@ def semantic_ranking(db, vector: np.ndarray, model: str, allowed, depth: int,
     return [Hit("passage", int(i), float(s)) for i, s in zip(found.ids, found.scores)]
 
 
+def semantic_hits(db, vector: np.ndarray, model: str, allowed, depth: int, speaker: SpokenBy | None = None,
+                  hidden=None, tuning: SearchTuning = DEFAULT_TUNING) -> list[Hit]:
+    """The semantic ranking: passages, takeaways and episodes (by their notes, archive/note_vectors.py) in one
+    list by cosine similarity (`merge_notes`); passages only for one speaker's words, as in keyword mode."""
+    passages = semantic_ranking(db, vector, model, allowed, depth, speaker, hidden)
+    if speaker is not None:
+        return passages
+    found = note_vectors.ranked(db, vector, model, depth, allowed, hidden)
+    notes = [Hit(kind, ref, score + tuning.note_offset) for kind in note_vectors.KINDS for ref, score in found[kind]]
+    return merge_notes(db, passages, notes, depth)
+
+
+def merge_notes(db, passages: list[Hit], notes: list[Hit], depth: int) -> list[Hit]:
+    """Passages, takeaways and episodes in one ranking by score, best first: one scale (cosine), so the notes of an
+    episode without a transcript outrank passages that match the query less well, where ranks fused apart
+    would have left it below every passage of a long list. An episode hit stands for its episode: where passages
+    of that episode come later in the ranking, the best of them moves up to its place and score (a moment to
+    listen to, rather than the episode's start); an episode with none keeps its notes hit. Passages alone on the
+    DataTalks.Club questions scored lower on all four measures than with the notes lifting them so."""
+    merged = sorted(passages + notes, key=lambda hit: -hit.score)  # stable: a passage first on a tie
+    if not any(hit.kind == "episode" for hit in merged):
+        return merged[:depth]
+    episode_of = dict(db.execute("SELECT id, episode_id FROM passages WHERE id IN (SELECT value FROM json_each(?))",
+                                 [json.dumps([hit.ref for hit in passages])]).fetchall())
+    positions: dict[int, list[int]] = {}  # episode -> where its passages are in `merged`, best first
+    for position, hit in enumerate(merged):
+        if hit.kind == "passage" and hit.ref in episode_of:
+            positions.setdefault(episode_of[hit.ref], []).append(position)
+    ranked, moved = [], set()
+    for position, hit in enumerate(merged):
+        if position in moved:
+            continue
+        later = [p for p in positions.get(hit.ref, ()) if p > position and p not in moved] \
+            if hit.kind == "episode" else []
+        if later:
+            moved.add(later[0])
+            hit = Hit("passage", merged[later[0]].ref, hit.score)
+        ranked.append(hit)
+    return ranked[:depth]
+
+
 # Up to this many passages of unpublished episodes are dropped from a vector search's results (it asks for as many
 # more); above it the search is filtered to the published episodes, as for a show or guest filter.
 HIDDEN_PASSAGES_DROPPED = indexes.EXACT_FILTERED_MAX
@@ -460,8 +509,14 @@ def fuse(lists: list[tuple[str, list[Hit]]], tuning: SearchTuning = DEFAULT_TUNI
     return [Hit(kind, ref, score) for (kind, ref), score in ranked]
 
 
+def _list_weight(name: str, hits: list[Hit], tuning: SearchTuning) -> float:
+    """A list weighs as its kind; the semantic list, passages with the takeaways and notes that outscore them, as
+    passages."""
+    return tuning.weight("passage" if name == "semantic" else hits[0].kind)
+
+
 def _contributions(name: str, hits: list[Hit], tuning: SearchTuning) -> list[float]:
-    weight = tuning.weight(hits[0].kind)
+    weight = _list_weight(name, hits, tuning)
     if tuning.fusion == "rrf":
         return [weight / (tuning.rrf_k + rank) for rank in range(1, len(hits) + 1)]
     if tuning.fusion == "weighted":
@@ -474,8 +529,8 @@ def _episode_fusion(lists: list[tuple[str, list[Hit]]], tuning: SearchTuning,
                     episode_of: dict[tuple[str, int], int]) -> dict[int, float]:
     """Reciprocal rank fusion of episodes: in each list an episode ranks where its first hit is."""
     totals: dict[int, float] = {}
-    for _, hits in lists:
-        weight = tuning.weight(hits[0].kind)
+    for name, hits in lists:
+        weight = _list_weight(name, hits, tuning)
         order = [e for e in dict.fromkeys(episode_of.get((h.kind, h.ref)) for h in hits) if e is not None]
         for rank, episode in enumerate(order, 1):
             totals[episode] = totals.get(episode, 0.0) + weight / (tuning.rrf_k + rank)

@@ -383,14 +383,24 @@ def _edit(db, episode_id: int, values: dict, producer, action: str, restored_fro
               restored_from)
 
 
-def update_episode(db: sqlite_utils.Database, episode_id: int, changes: dict[str, Any], producer) -> dict:
+def update_episode(db: sqlite_utils.Database, episode_id: int, changes: dict[str, Any], producer,
+                   embedder=None) -> dict:
     """Change some of an episode's editable fields (a dict: field name -> new value; None clears). Fields whose
     value does not change are ignored; the others become the producer's (the feed no longer writes them) and
-    make one revision. Returns `studio_episode`. Raises NotFoundError, NotEditableError, ValidationError."""
+    make one revision. A published episode's new notes and takeaways are embedded with `embedder` when one is
+    given (`index_for_search`), so search by meaning finds them at once. Returns `studio_episode`. Raises
+    NotFoundError, NotEditableError, ValidationError."""
     values = validate_changes(changes)
     with write_transaction(db):
         _edit(db, episode_id, values, producer, "edit")
+    _index_if_published(db, episode_id, embedder)
     return studio_episode(db, episode_id)
+
+
+def _index_if_published(db, episode_id: int, embedder) -> None:
+    if embedder is not None and db.execute("SELECT state FROM episodes WHERE id = ?",
+                                           [episode_id]).fetchone()[0] == PUBLISHED:
+        index_for_search(db, episode_id, embedder)
 
 
 def create_show(db: sqlite_utils.Database, title: str, description: str | None = None, *,
@@ -449,10 +459,11 @@ def publish(db: sqlite_utils.Database, episode_id: int, producer, at=None, embed
 
     Published now, it is searchable at once: its notes and takeaways are in the FTS5 tables already (triggers
     keep them as rows are written), the side indexes of a large archive hold drafts too and every search leaves
-    out what is not published, and with `embedder` (archive.embeddings.Embedder) its passages that have no vector
-    yet are embedded (none, unless the pipeline was interrupted). Returns a dict: episode_id, state, publish_at,
-    published, needs_transcript (published with audio and no transcript: the caller may queue it), search
-    (`index_for_search`, when published now) and seconds (the time it all took)."""
+    out what is not published, and with `embedder` (archive.embeddings.Embedder) its takeaways and notes are
+    embedded for search by meaning, with any passage that has no vector yet (none, unless the pipeline was
+    interrupted). Returns a dict: episode_id, state, publish_at, published, needs_transcript (published with
+    audio and no transcript: the caller may queue it), search (`index_for_search`, when published now) and
+    seconds (the time it all took)."""
     started = time.perf_counter()
     when = to_utc_iso(at, "at") if at is not None else None
     with write_transaction(db):
@@ -503,24 +514,26 @@ def index_for_search(db: sqlite_utils.Database, episode_id: int, embedder=None) 
     keyword: "fts5" (its notes and takeaways are in the FTS5 tables), or "no index" (the archive was never
     indexed: `podarchive index` makes the tables); side_indexes: for a large archive, "filtered" (the
     episode shows at once; an edit of its text reaches the Tantivy index when it is next rebuilt, in the
-    background on the site); passages, vectors_added, vectors_missing (for `embedder`, or the default model's
-    name when none is given: nothing is embedded then)."""
-    from . import indexes
+    background on the site); passages; notes (its documents for search by meaning: takeaways and notes chunks,
+    see archive/note_vectors.py); vectors_added, vectors_missing (of passages and notes, for `embedder`, or the
+    default model's name when none is given: nothing is embedded then)."""
+    from . import indexes, note_vectors
 
     has_fts = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'episodes_fts'").fetchone() is not None
     rows = list(db.query("SELECT id, text, content_hash FROM passages WHERE episode_id = ? ORDER BY idx",
                          [episode_id]))
+    notes = note_vectors.documents(db, [episode_id])
     model = embedder.name if embedder is not None else _default_model_name()
-    missing = _missing_vectors(db, model, rows)
+    missing = _missing_vectors(db, model, rows + notes)
     added = 0
     if embedder is not None and missing:
         from ingest.index import ensure_embeddings  # no model is loaded by this import: the embedder is given
 
-        ensure_embeddings(db, rows, embedder)
-        added, missing = missing, _missing_vectors(db, model, rows)
+        ensure_embeddings(db, rows + notes, embedder)
+        added, missing = missing, _missing_vectors(db, model, rows + notes)
     return {"keyword": "fts5" if has_fts else "no index",
             "side_indexes": "filtered" if has_fts and indexes.is_large(db) else None,
-            "passages": len(rows), "vectors_added": added, "vectors_missing": missing}
+            "passages": len(rows), "notes": len(notes), "vectors_added": added, "vectors_missing": missing}
 
 
 def _default_model_name() -> str:
@@ -596,12 +609,12 @@ def history(db: sqlite_utils.Database, episode_id: int) -> list[dict]:
     return revisions[::-1]
 
 
-def restore(db: sqlite_utils.Database, episode_id: int, revision_id: int, producer) -> dict:
+def restore(db: sqlite_utils.Database, episode_id: int, revision_id: int, producer, embedder=None) -> dict:
     """Bring an episode back to a revision, as a new revision: the fields the producer had set then get the
     values they had (and stay the producer's); the fields the producer set since go back to what the feed (or
     the pipeline) had given then, and to the feed's and the pipeline's care. The other fields, and the
-    publication state, are left as they are. Returns `studio_episode`. NotFoundError for a revision of another
-    episode."""
+    publication state, are left as they are; a published episode is embedded again as by `update_episode`.
+    Returns `studio_episode`. NotFoundError for a revision of another episode."""
     with write_transaction(db):
         row = db.execute("SELECT snapshot FROM episode_revisions WHERE id = ? AND episode_id = ?",
                          [revision_id, episode_id]).fetchone()
@@ -625,4 +638,5 @@ def restore(db: sqlite_utils.Database, episode_id: int, revision_id: int, produc
             feed_notes = (snapshot["notes_html"], snapshot.get("notes_text"))
         _edit(db, episode_id, values, producer, "restore", restored_from=revision_id, feed_notes=feed_notes,
               owned=owned)
+    _index_if_published(db, episode_id, embedder)
     return studio_episode(db, episode_id)

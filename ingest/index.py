@@ -1,9 +1,10 @@
 """The index stage: embeddings by content hash, FTS5 tables, and the side indexes of large archives.
 
 `build_index` runs `understand_episode` (passages, embeddings, chapters, takeaways, guests) for every episode
-with a transcript, makes sure every passage has a vector, then brings the full-text tables up to date and, for
-a large archive, the vector and keyword indexes beside it (see archive/indexes.py). Everything is keyed so that
-a rerun does no work twice: embeddings by (model, sha256 of the text), stages by their input hash.
+with a transcript, makes sure every passage has a vector, and every takeaway and episode's notes (transcribed or
+not: archive/note_vectors.py), then brings the full-text tables up to date and, for a large archive, the vector
+and keyword indexes beside it (see archive/indexes.py). Everything is keyed so that a rerun does no work twice:
+embeddings by (model, sha256 of the text), stages by their input hash.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Callable
 import numpy as np
 import sqlite_utils
 
-from archive import indexes
+from archive import indexes, note_vectors
 from archive.db import write_transaction
 from archive.embeddings import Embedder, default_embedder
 from archive.errors import ModelLoadError, PodarchiveError
@@ -85,6 +86,16 @@ def ensure_embeddings(db: sqlite_utils.Database, rows: list[dict], embedder: Emb
     return np.stack([vectors[h] for h in hashes]).astype(np.float32, copy=False)
 
 
+def ensure_note_embeddings(db: sqlite_utils.Database, embedder: Embedder, episode_ids: list[int] | None = None,
+                           chunk: int = 2_000) -> int:
+    """Vectors for the takeaways and notes of these episodes (every episode: None), drafts included; only texts
+    with no vector for the model are embedded. Returns how many documents they have."""
+    rows = note_vectors.documents(db, episode_ids)
+    for start in range(0, len(rows), chunk):  # a bounded matrix in memory, however many episodes
+        ensure_embeddings(db, rows[start:start + chunk], embedder)
+    return len(rows)
+
+
 def count_embeddings(db: sqlite_utils.Database, model: str) -> int:
     return int(db.execute("SELECT count(*) FROM embeddings WHERE model = ?", [model]).fetchone()[0])
 
@@ -125,6 +136,7 @@ class IndexReport:
     skipped: int = 0
     failed: int = 0
     passages: int = 0
+    notes: int = 0  # documents of takeaways and episode notes (see archive/note_vectors.py)
     embeddings_computed: int = 0
     side_indexes: bool = False
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (what, stage, error)
@@ -187,6 +199,7 @@ def build_index(db: sqlite_utils.Database, embedder: Embedder | None = None, opt
             step(n, episode)
     finally:
         close()
+    report.notes = ensure_note_embeddings(db, embedder, options.episode_ids)  # new takeaways, untranscribed notes
     ensure_fts(db)
     report.passages = indexes.passage_count(db)
     report.embeddings_computed = count_embeddings(db, embedder.name) - before

@@ -260,7 +260,7 @@ def test_list_puts_drafts_first_and_says_what_the_pipeline_is_doing(db, show):
     assert elsewhere not in by_id
 
 
-def test_publish_embeds_passages_missing_a_vector_and_reports_the_search_work(db, show):
+def test_publish_embeds_notes_and_passages_missing_a_vector_and_reports_the_search_work(db, show):
     from ingest.index import ensure_fts
 
     ensure_fts(db)
@@ -269,14 +269,35 @@ def test_publish_embeds_passages_missing_a_vector_and_reports_the_search_work(db
         {"episode_id": episode, "idx": i, "start": i * 30.0, "end": i * 30.0 + 30, "text": text,
          "content_hash": f"hash-{i}"} for i, text in enumerate(["brewing beer at home", "yeast and sugar"])])
     without = studio.publish(db, episode, ANN)
-    assert without["search"] == {"keyword": "fts5", "side_indexes": None, "passages": 2, "vectors_added": 0,
-                                 "vectors_missing": 2}
+    assert without["search"] == {"keyword": "fts5", "side_indexes": None, "passages": 2, "notes": 1,
+                                 "vectors_added": 0, "vectors_missing": 3}  # two passages, the notes
     studio.unpublish(db, episode, ANN)
     embedder = FakeEmbedder()
     result = studio.publish(db, episode, ANN, embedder=embedder)
-    assert result["search"]["vectors_added"] == 2 and result["search"]["vectors_missing"] == 0
-    assert db.execute("SELECT count(*) FROM embeddings WHERE model = ?", [embedder.name]).fetchone()[0] == 2
+    assert result["search"]["vectors_added"] == 3 and result["search"]["vectors_missing"] == 0
+    assert db.execute("SELECT count(*) FROM embeddings WHERE model = ?", [embedder.name]).fetchone()[0] == 3
     assert result["seconds"] < 5
+
+
+def test_editing_a_published_episode_embeds_its_new_notes_and_takeaways_a_drafts_waits(db, show):
+    from archive import note_vectors
+
+    embedder = FakeEmbedder()
+
+    def embedded(episode):
+        return studio._missing_vectors(db, embedder.name, note_vectors.documents(db, [episode])) == 0
+
+    unpublished = draft(db, show, notes_markdown="First notes")
+    studio.update_episode(db, unpublished, {"notes_markdown": "Other notes"}, ANN, embedder=embedder)
+    assert not embedded(unpublished)  # embedded when it is published
+    episode = draft(db, show, notes_markdown="First notes")
+    studio.publish(db, episode, ANN, embedder=embedder)
+    first = studio.history(db, episode)[-1]["revision_id"]
+    changes = {"notes_markdown": "Notes about zymurgy", "takeaways": [{"title": "Yeast", "text": "Feed it."}]}
+    studio.update_episode(db, episode, changes, ANN, embedder=embedder)
+    assert embedded(episode) and len(note_vectors.documents(db, [episode])) == 2
+    studio.restore(db, episode, first, ANN, embedder=embedder)
+    assert embedded(episode) and note_vectors.documents(db, [episode])[0]["text"] == "A draft. First notes"
 
 
 def test_publish_says_when_an_episode_with_audio_needs_a_transcript(db, show):

@@ -2,8 +2,9 @@
 producer's bearer token.
 
 The whole flow runs against a real `podarchive serve` in a subprocess (a producer and tokens made with the CLI,
-requests with httpx): a draft with hostile notes is invisible to visitors, published it is on its page, in
-search (keyword and semantic) and in the show's feed, sanitised, and unpublished it is gone again. The other
+requests with httpx): a draft with hostile notes (and no transcript) is invisible to visitors, published it is on
+its page, in search (keyword, and semantic from its notes alone) and in the show's feed, sanitised, an edit of its
+notes is searchable at once, and unpublished it is gone again. The other
 tests use Flask's test client: every refusal (no token 401, another show's token 403, bad JSON 400, hostile
 values 422, bodies too large 413) leaves the archive as it was.
 """
@@ -28,13 +29,12 @@ from click.testing import CliRunner
 from archive import producers, studio
 from archive.cli import cli
 from archive.db import connect, open_db
-from archive.records import Segment
 from conftest import ROOT
 from ingest.index import ensure_fts
-from ingest.passages import make_passages, save_passages
-from web_fixtures import ArchiveBuilder, make_app
+from web_fixtures import make_app
 
-WORD = "wombatology"  # in the draft's notes and transcript; nowhere else
+WORD = "wombatology"  # in the draft's notes; nowhere else
+EDITED_WORD = "numbatology"  # in its notes once edited
 HOSTILE_NOTES = (f"Notes on **{WORD}** and burrows.\n\n<script>alert(1)</script>\n\n[x](javascript:alert(1))\n\n"
                  "<img src=x onerror=alert(1)>\n")
 MB = 1024 * 1024
@@ -186,17 +186,6 @@ def live(tmp_path_factory):
         log.close()
 
 
-def add_transcript(path: Path, episode_id: int, text: str) -> None:
-    """A transcript and its passages (no vectors yet), as the pipeline leaves them for an episode whose audio it
-    transcribed: search by meaning reads passages, which notes alone do not make."""
-    db = connect(path)
-    segments = [Segment(0.0, 12.0, text), Segment(12.0, 30.0, "Burrows everywhere.")]
-    ArchiveBuilder(db).transcript(episode_id, segments)
-    save_passages(db, episode_id, make_passages(segments))
-    db.conn.commit()
-    db.conn.close()
-
-
 def test_publishing_flow_over_a_real_server(live):
     base, ann, bob = live["base"], bearer(live["tokens"]["ann"]), bearer(live["tokens"]["bob"])
     visitor = httpx.Client(base_url=base, timeout=60)
@@ -231,7 +220,6 @@ def test_publishing_flow_over_a_real_server(live):
     assert set(draft["producer_fields"]) == {"title", "notes_markdown", "number", "season", "guests", "takeaways",
                                              "chapters"}
     assert_sanitised(draft["notes_html"])
-    add_transcript(live["path"], episode_id, f"Welcome to {WORD}, the study of wombats and their burrows.")
 
     assert visible() == {"page": False, "keyword": False, "semantic": False, "feed": False}
     assert api.get(f"/api/studio/episodes/{episode_id}").json()["state"] == "draft"  # the producer sees it
@@ -248,7 +236,7 @@ def test_publishing_flow_over_a_real_server(live):
     published = api.post(f"/api/studio/episodes/{episode_id}/publish")
     assert published.status_code == 200, published.text
     assert published.json()["state"] == "published"
-    assert published.json()["publish"]["search"]["vectors_added"] >= 1  # embedded before the response
+    assert published.json()["publish"]["search"]["vectors_added"] >= 2  # notes and takeaway, before the response
 
     assert visible() == {"page": True, "keyword": True, "semantic": True, "feed": True}
     page = visitor.get(f"/episodes/{episode_id}").text
@@ -264,12 +252,22 @@ def test_publishing_flow_over_a_real_server(live):
     for html in notes:
         assert_sanitised(html)
 
+    def semantic_finds(word: str) -> bool:
+        response = visitor.get("/api/search", params={"q": word, "mode": "semantic"})
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        return any(r["episode_id"] == episode_id for r in results)
+
+    edited = api.patch(f"/api/studio/episodes/{episode_id}", json={"notes_markdown": f"Now on {EDITED_WORD}."})
+    assert edited.status_code == 200, edited.text
+    assert semantic_finds(EDITED_WORD)  # the server's cached index predates the edit: embedded and read at once
+
     unpublished = api.post(f"/api/studio/episodes/{episode_id}/unpublish")
     assert unpublished.status_code == 200 and unpublished.json()["state"] == "draft"
     assert visible() == {"page": False, "keyword": False, "semantic": False, "feed": False}
 
     actions = [r["action"] for r in api.get(f"/api/studio/episodes/{episode_id}/history").json()["revisions"]]
-    assert actions == ["unpublish", "publish", "create"]
+    assert actions == ["unpublish", "edit", "publish", "create"]
 
 
 def test_an_upload_over_a_real_server(live):

@@ -1,6 +1,6 @@
 """A draft is seen by producers only: no page, API answer, feed, export, search (FTS5, or the Tantivy and faiss
-side indexes of a large archive) or CLI read command shows it, until it is published; unpublished, it is gone
-again."""
+side indexes of a large archive, or the vectors of its notes and takeaways) or CLI read command shows it, until
+it is published; unpublished, it is gone again."""
 
 import json
 from dataclasses import dataclass
@@ -8,14 +8,14 @@ from dataclasses import dataclass
 import pytest
 from click.testing import CliRunner
 
-from archive import indexes, queries, studio
+from archive import indexes, note_vectors, queries, studio
 from archive.cli import cli
 from archive.db import open_db
 from archive.embeddings import FakeEmbedder
 from archive.records import Segment
 from archive.search import search, unpublished_episodes
 from archive.transcript_formats import load_segments
-from ingest.index import ensure_embeddings, ensure_fts
+from ingest.index import ensure_embeddings, ensure_fts, ensure_note_embeddings
 from ingest.passages import make_passages, save_passages
 from web_fixtures import ArchiveBuilder, make_app, sample_archive
 
@@ -35,8 +35,9 @@ ANN = Producer(1, "Ann")
 
 @pytest.fixture(params=["small", "large"])
 def archive(request, tmp_path, monkeypatch):
-    """The web tests' sample archive plus a draft, indexed for search; "large" searches it through the side
-    indexes (Tantivy, faiss IVF) as an archive of 20,000 passages would."""
+    """The web tests' sample archive plus a draft, indexed for search (the draft's notes and takeaway embedded
+    too, as the index stage does); "large" searches it through the side indexes (Tantivy, faiss IVF) as an
+    archive of 20,000 passages would."""
     if request.param == "large":
         monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 1)
     path = tmp_path / "archive.db"
@@ -57,6 +58,7 @@ def archive(request, tmp_path, monkeypatch):
     for (episode_id,) in db.execute("SELECT episode_id FROM transcripts").fetchall():
         save_passages(db, episode_id, make_passages(load_segments(db, episode_id)))
     ensure_embeddings(db, list(db.query("SELECT id, text, content_hash FROM passages")), FakeEmbedder())
+    ensure_note_embeddings(db, FakeEmbedder())
     ensure_fts(db)
     indexes.forget()
     yield db, path, ids, draft
@@ -134,6 +136,8 @@ def library_seen(db, draft) -> dict[str, bool]:
     found = {f"library search {mode}": any(r.episode_id == draft for r in search(db, WORD, mode=mode, limit=40,
                                                                                    embedder=embedder))
              for mode in ("keyword", "semantic", "hybrid")}
+    found["library semantic notes"] = any(r.episode_id == draft and r.kind in ("takeaway", "episode") for r in
+                                          search(db, WORD, mode="semantic", limit=40, embedder=embedder))
     found["library search by guest"] = bool(search(db, "island", mode="keyword", guest=GUEST_SLUG,
                                                    embedder=embedder))
     found["library years"] = 2031 in queries.episode_years(db)
@@ -221,3 +225,9 @@ def test_the_side_indexes_themselves_leave_the_draft_out(archive, monkeypatch, d
     assert draft in {episode_of[("passage", h.ref)] for h in every}
     assert draft not in {episode_of[("passage", h.ref)] for h in kept}
     assert [h.ref for h in kept] == [h.ref for h in every if episode_of[("passage", h.ref)] != draft][:len(kept)]
+    every_note = note_vectors.ranked(db, vector, model, 200)  # takeaways and notes: exact, the same either way
+    kept_note = note_vectors.ranked(db, vector, model, 200, hidden=hidden)
+    for kind in note_vectors.KINDS:
+        assert draft in {episode_of[(kind, ref)] for ref, _ in every_note[kind]}, kind
+        assert [ref for ref, _ in kept_note[kind]] == [ref for ref, _ in every_note[kind]
+                                                        if episode_of[(kind, ref)] != draft], kind

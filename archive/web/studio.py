@@ -218,7 +218,7 @@ def save(show: dict, episode: dict | None):
         else:
             episode_id = episode["id"]
             if values:
-                studio.update_episode(db, episode_id, values, g.producer)
+                studio.update_episode(db, episode_id, values, g.producer, embedder=get_embedder(current_app))
     except ValidationError as exc:
         _, rows_of = raw_values(form)
         return editor(show, episode, form.with_blank_rows(), errors={error_key(exc.field, rows_of): message(exc)},
@@ -362,7 +362,7 @@ def history(episode_id: int):
 def restore(episode_id: int, revision_id: int):
     editable_episode(episode_id)
     try:
-        studio.restore(get_db(), episode_id, revision_id, g.producer)
+        studio.restore(get_db(), episode_id, revision_id, g.producer, embedder=get_embedder(current_app))
     except NotFoundError:
         abort(404, description=f"Episode {episode_id} has no revision {revision_id}.")
     flash(f"Restored the fields of revision {revision_id} (as a new revision).")

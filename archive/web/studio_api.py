@@ -291,7 +291,8 @@ def update_episode(episode_id: int):
     """Change some fields (null clears one); the others are left as they are."""
     episode_show(episode_id)
     changes = episode_changes(json_body())
-    return jsonify(episode_json(studio.update_episode(get_db(), episode_id, changes, g.producer)))
+    return jsonify(episode_json(studio.update_episode(get_db(), episode_id, changes, g.producer,
+                                                      embedder=get_embedder())))
 
 
 @bp.post("/episodes/<int:episode_id>/publish")
@@ -338,7 +339,8 @@ def restore(episode_id: int):
     revision_id = body.get("revision_id")
     if isinstance(revision_id, bool) or not isinstance(revision_id, int):
         raise FieldError("revision_id", "must be the id of one of the episode's revisions (see its history)")
-    return jsonify(episode_json(studio.restore(get_db(), episode_id, revision_id, g.producer)))
+    return jsonify(episode_json(studio.restore(get_db(), episode_id, revision_id, g.producer,
+                                               embedder=get_embedder())))
 
 
 @bp.put("/episodes/<int:episode_id>/audio")
