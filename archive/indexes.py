@@ -5,8 +5,10 @@ database file: keyword search ranks with FTS5's bm25 and semantic search multipl
 passage vector held in memory (exact). Both cost time in proportion to what matches, which at a million
 passages is seconds for a common word. Large archives therefore get two side indexes in `<db>.index/`:
 
-* vectors: a faiss IVF index with 8-bit scalar-quantised vectors (a quarter of float32's memory), searched in
-  `nprobe` of its cells; `bench/search_speed.py` reports its recall@10 against exact search.
+* vectors: a faiss IVF index of 4-bit product-quantised vectors scanned with SIMD ("fast scan", 2 bits a
+  dimension: a sixteenth of float32's memory), searched in `nprobe` of its cells, its candidates re-scored with
+  their float32 vectors from the database (`refine`); `bench/search_speed.py` reports its recall@10 against
+  exact search.
 * keywords: a Tantivy index (BM25 with block-max WAND: top-k without scoring every match) over passages,
   takeaways and episode titles and notes, searched with the clauses of `archive.fts` (prefixes included).
   FTS5 tables stay, for snippets and for datasette.
@@ -46,11 +48,27 @@ log = logging.getLogger(__name__)
 # FTS5 ranking took 20 ms a query (three ranked lists) at 16k passages in bench/search_quality.py and grows with
 # the archive; Tantivy took 3 ms. Above this many passages, the side indexes take over.
 LARGE_ARCHIVE_PASSAGES = 20_000
-# A filtered ANN search over at most this many allowed vectors scores them all instead (decoding a vector took
-# 3.4 us; at 1M passages a faiss search restricted to 20,000 allowed ids took 4 ms, agreeing with exact search on
-# 50 of the top 50, while decoding those 20,000 took 68 ms). Below it, restricted cells could miss a small set.
+# A filtered ANN search over at most this many allowed vectors probes every cell (a few cells could miss a small
+# set): at 1M passages, ten episodes' 800 took 4 ms with re-scoring, recall@10 1.0.
 EXACT_FILTERED_MAX = 2_000
-DEFAULT_NPROBE = 64
+# Cells an IVF search probes. Recall comes first: the default keeps recall@10 within 2% of exact search
+# (RECALL_TARGET) on bench/search_speed.py, where 64 probes of 8-bit codes lost 11% (0.887 at 200,000 passages,
+# 0.895 at 1,000,000, after re-scoring). Missed cells lost the neighbours, not the codes; questions far from every
+# passage (TREC topics such as "roman empire" in a data podcast archive) lost most. Recall at a number of probes
+# barely depends on the archive's size (cells grow as its square root). 512 probes of 8-bit codes reached 0.981
+# at 1M in about 10 ms; 4-bit fast-scan codes scan about 4 times faster in a quarter of the memory and, re-scored,
+# recall as well: at 768 probes 0.999 at 200k and 0.986 at 1M, 3.1 and 5.4 ms with re-scoring (1,024 probes
+# gained nothing more at 1M: the 200 candidates re-scored are then the limit). More cells (4 sqrt(n)) or HNSW
+# (efSearch 1024: 0.994 in 2.5 ms at 200k) did no better for their time and built 4-5 times slower; exact float32
+# scoring took 16-24 ms at 200k and 53-88 ms at 1M.
+DEFAULT_NPROBE = 768
+RECALL_TARGET = 0.98  # recall@10 against exact search that the default must keep (bench/search_speed.py)
+# A filtered search probes up to this many times as many cells, in proportion to the share of the archive it
+# leaves out (a filter's nearest allowed passages lie further away, in more cells): at 1M passages, recall@10
+# within one show's 2% went from 0.981 to 0.999 (6 to 10 ms with re-scoring).
+FILTERED_PROBE_FACTOR = 2
+PQ_MIN_VECTORS = 1_000  # fewer cannot train 4-bit product quantisers (16 centroids each): they get 8-bit codes
+VECTOR_FORMAT = 2  # bump when the vector index's type changes: an index of another format is rebuilt
 REFINE_FACTOR = 4  # an approximate search fetches this many times the candidates, re-scored with exact vectors
 KINDS = ("passage", "takeaway", "episode")
 # Up to this many documents of unpublished episodes, a keyword search asks for as many more hits and drops theirs;
@@ -160,11 +178,12 @@ def _load_saved(directory: Path, newer_than: int, load_newer):
 
 
 def _timed(key: tuple, build) -> None:
-    """Run `build`, recording the CPU seconds it took (returned by `build`, else this process's)."""
+    """Run `build`, recording the CPU seconds it took (the float `_build_in_child` returns, else this process's:
+    a build in this process returns the index it cached, not a time)."""
     started = time.process_time()
     seconds = build()
     with _cache_lock:
-        _build_seconds[key] = seconds if seconds is not None else time.process_time() - started
+        _build_seconds[key] = seconds if isinstance(seconds, float) else time.process_time() - started
 
 
 def _build_in_child(path: str, key: tuple) -> float:
@@ -322,6 +341,7 @@ class EpisodeRows:
     (np.isin over a million rows took 30 ms a filtered search)."""
 
     def __init__(self, episodes: np.ndarray):
+        self.episodes = episodes
         self.order = np.argsort(episodes, kind="stable")
         self.sorted = episodes[self.order]
 
@@ -330,6 +350,12 @@ class EpisodeRows:
         low = np.searchsorted(self.sorted, wanted, "left")
         lengths = np.searchsorted(self.sorted, wanted, "right") - low
         total = int(lengths.sum())
+        if total > len(self.sorted) // 8 and min(wanted[0], self.sorted[0]) >= 0:
+            # most rows (every episode but the unpublished ones): a mask over the rows, in order, took 3 ms at
+            # 1M rows where gathering and sorting their positions took 11 ms
+            keep = np.zeros(int(max(wanted[-1], self.sorted[-1])) + 1, dtype=bool)
+            keep[wanted] = True
+            return np.flatnonzero(keep[self.episodes])
         offsets = np.repeat(low - (np.cumsum(lengths) - lengths), lengths)
         return np.sort(self.order[offsets + np.arange(total)])
 
@@ -401,12 +427,13 @@ def _faiss():
 
 
 class IVFVectorIndex(_ByEpisode):
-    """faiss IVF with 8-bit scalar quantisation; inner product = cosine on L2-normalised vectors."""
-
-    kind = "ivf-sq8"
+    """faiss IVF with 4-bit product quantisation and fast scan (8-bit scalar quantisation below PQ_MIN_VECTORS);
+    inner product = cosine on L2-normalised vectors. Its scores are approximate: search re-scores its candidates
+    (`refine`)."""
 
     def __init__(self, index, ids: np.ndarray, episodes: np.ndarray, version: int, nprobe: int = DEFAULT_NPROBE):
         self.index, self.ids, self.episodes, self.version, self.nprobe = index, ids, episodes, version, nprobe
+        self.kind = "ivf-pq4fs" if isinstance(index, _faiss().IndexIVFPQFastScan) else "ivf-sq8"
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -430,8 +457,11 @@ class IVFVectorIndex(_ByEpisode):
         sample = _training_sample(db, model, count, cells * 50)
         dims = sample.shape[1]
         quantizer = faiss.IndexFlatIP(dims)
-        index = faiss.IndexIVFScalarQuantizer(quantizer, dims, cells, faiss.ScalarQuantizer.QT_8bit,
-                                              faiss.METRIC_INNER_PRODUCT)
+        if count >= PQ_MIN_VECTORS and dims % 2 == 0:  # one 4-bit code for every two dimensions
+            index = faiss.IndexIVFPQFastScan(quantizer, dims, cells, dims // 2, 4, faiss.METRIC_INNER_PRODUCT)
+        else:
+            index = faiss.IndexIVFScalarQuantizer(quantizer, dims, cells, faiss.ScalarQuantizer.QT_8bit,
+                                                  faiss.METRIC_INNER_PRODUCT)
         index.train(sample)
         del sample
         all_ids, all_episodes = [], []
@@ -442,7 +472,6 @@ class IVFVectorIndex(_ByEpisode):
             all_episodes.append(episodes)
             if progress:
                 progress(sum(len(i) for i in all_ids), count)
-        index.set_direct_map_type(faiss.DirectMap.Hashtable)
         return cls(index, np.concatenate(all_ids), np.concatenate(all_episodes), version, nprobe)
 
     def search(self, query: np.ndarray, k: int, allowed_episodes: np.ndarray | None = None) -> VectorHits:
@@ -454,21 +483,30 @@ class IVFVectorIndex(_ByEpisode):
         params = faiss.SearchParametersIVF(nprobe=self.nprobe)
         if allowed_episodes is not None:
             allowed = self.ids[self.rows_of(allowed_episodes)]
-            if len(allowed) <= EXACT_FILTERED_MAX:
-                return self._exact_subset(query[0], allowed, k)
-            selector = faiss.IDSelectorBatch(allowed)
-            params = faiss.SearchParametersIVF(nprobe=self.nprobe * 4, sel=selector)
+            if not len(allowed):
+                return VectorHits(np.zeros(0, np.int64), np.zeros(0, np.float32))
+            bitmap = self._bitmap(allowed)  # referenced until the search returns: the selector only points at it
+            selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+            params = faiss.SearchParametersIVF(nprobe=self.filtered_nprobe(len(allowed)), sel=selector)
         scores, ids = self.index.search(query, k, params=params)
         keep = ids[0] >= 0
         return VectorHits(ids[0][keep], scores[0][keep])
 
-    def _exact_subset(self, query: np.ndarray, allowed: np.ndarray, k: int) -> VectorHits:
-        if not len(allowed):
-            return VectorHits(np.zeros(0, np.int64), np.zeros(0, np.float32))
-        vectors = self.index.reconstruct_batch(allowed)
-        scores = vectors @ query
-        top = _top_k(scores, k)
-        return VectorHits(allowed[top], scores[top])
+    def filtered_nprobe(self, allowed: int) -> int:
+        """Cells probed by a search restricted to `allowed` of the index's vectors: every cell for a few (see
+        EXACT_FILTERED_MAX), else more than unfiltered (see FILTERED_PROBE_FACTOR)."""
+        if allowed <= EXACT_FILTERED_MAX:
+            return int(self.index.nlist)
+        factor = min(FILTERED_PROBE_FACTOR, len(self.ids) / allowed)
+        return int(min(self.index.nlist, math.ceil(self.nprobe * factor)))
+
+    def _bitmap(self, allowed: np.ndarray) -> np.ndarray:
+        """The allowed passage ids as faiss' IDSelectorBitmap reads them (bit i of byte i // 8 is id i). Its test
+        is one bit; IDSelectorBatch hashed every allowed id for each query: for all but 30 episodes at 1M
+        passages it took 56 ms to build and 74 ms to search, the bitmap 1 ms and 12 ms (8-bit codes, 512 probes)."""
+        bits = np.zeros(int(self.ids.max()) + 1, dtype=bool)
+        bits[allowed] = True
+        return np.packbits(bits, bitorder="little")
 
     def save(self, directory: Path, model: str) -> None:
         faiss = _faiss()
@@ -479,7 +517,8 @@ class IVFVectorIndex(_ByEpisode):
         os.replace(str(stem) + ".faiss.tmp", str(stem) + ".faiss")
         os.replace(str(stem) + ".tmp.npz", str(stem) + ".npz")
         _write_meta(directory, f"vectors-{model_slug(model)}", {"model": model, "version": self.version,
-                                                               "count": len(self.ids), "kind": self.kind})
+                                                               "count": len(self.ids), "kind": self.kind,
+                                                               "format": VECTOR_FORMAT})
 
     @classmethod
     def load(cls, directory: Path, model: str, version: int, nprobe: int = DEFAULT_NPROBE):
@@ -487,27 +526,28 @@ class IVFVectorIndex(_ByEpisode):
 
         stem = directory / f"vectors-{model_slug(model)}"
         meta = _read_meta(directory, f"vectors-{model_slug(model)}")
-        if not meta or meta.get("version") != version or meta.get("model") != model:
+        if (not meta or meta.get("version") != version or meta.get("model") != model
+                or meta.get("format", 1) != VECTOR_FORMAT):
             return None
         try:
             index = faiss.read_index(str(stem) + ".faiss")
             arrays = np.load(str(stem) + ".npz")
         except (OSError, RuntimeError, ValueError):
             return None
-        index.set_direct_map_type(faiss.DirectMap.Hashtable)
         return cls(index, arrays["ids"], arrays["episodes"], version, nprobe)
 
     @classmethod
     def load_newer(cls, directory: Path, model: str, newer_than: int, nprobe: int = DEFAULT_NPROBE):
         """The saved index if it is newer than `newer_than` (another process built it), else None."""
         meta = _read_meta(directory, f"vectors-{model_slug(model)}")
-        if not meta or meta.get("model") != model or meta.get("version", -1) <= newer_than:
+        if (not meta or meta.get("model") != model or meta.get("version", -1) <= newer_than
+                or meta.get("format", 1) != VECTOR_FORMAT):
             return None
         return cls.load(directory, model, meta["version"], nprobe)
 
 
 def refine(db: sqlite_utils.Database, model: str, query: np.ndarray, hits: VectorHits, k: int) -> VectorHits:
-    """Re-score approximate hits with their exact float32 vectors (8-bit codes blur close scores) and keep the
+    """Re-score approximate hits with their exact float32 vectors (4-bit codes blur close scores) and keep the
     best k."""
     if not len(hits.ids):
         return hits
