@@ -182,10 +182,10 @@ def _pipeline_state(db, episode_ids: list[int] | None) -> dict[int, dict]:
                 entry["status"] = FAILED
         elif stage in TRANSCRIPT_STAGES and entry["status"] is None:
             entry["status"] = TRANSCRIBING
-    if "work_queue" in db.table_names():  # archive/work_queue.py: published with audio, waiting for the worker
-        for (episode_id,) in db.execute(f"SELECT episode_id FROM work_queue WHERE 1{where}", params):
-            entry = found.setdefault(episode_id, {"status": None, "errors": {}})
-            entry["status"] = entry["status"] or TRANSCRIBING
+    # archive/work_queue.py: published with audio, waiting for the worker
+    for (episode_id,) in db.execute(f"SELECT episode_id FROM work_queue WHERE 1{where}", params):
+        entry = found.setdefault(episode_id, {"status": None, "errors": {}})
+        entry["status"] = entry["status"] or TRANSCRIBING
     return found
 
 

@@ -86,7 +86,7 @@ def download_audio(url: str, dest: str | os.PathLike, client: httpx.Client, max_
     operator had named it). Raises AudioError for a URL the trust rules refuse, HTTP errors, a content type
     that is not audio (or, when it says nothing, first bytes that are not audio), or a file over `max_bytes`.
     """
-    policy = policy or trust.policy_for_source(url, resolver=http.client_resolver(client))
+    policy = policy or http.feed_policy(url, client=client)
     try:
         trust.check_url(url, policy)
     except PodarchiveError as exc:

@@ -94,7 +94,7 @@ def fetch_chapters(url: str, client, policy=None, max_bytes: int = MAX_CHAPTERS_
 
     from . import http, trust
 
-    policy = policy or trust.policy_for_source(url, resolver=http.client_resolver(client))
+    policy = policy or http.feed_policy(url, client=client)
     try:
         trust.check_url(url, policy)
         if trust.is_file_url(url):

@@ -162,10 +162,9 @@ def expand_sources(sources: list[str], client: httpx.Client, rules: http.FetchRu
     rules = rules or http.FetchRules()
     expanded: list[FeedSource] = []
     for source in sources:
-        policy = trust.policy_for_source(source, allow_private=rules.allow_private_addresses,
-                                         resolver=http.client_resolver(client))
         if is_url(source):
             if source.split("#")[0].split("?")[0].lower().endswith(".opml"):
+                policy = http.feed_policy(source, rules, client)
                 data = _download(source, client, rules, policy, what="OPML list").content
                 expanded.extend(_listed_feeds(data, source, policy))
             else:
@@ -174,7 +173,7 @@ def expand_sources(sources: list[str], client: httpx.Client, rules: http.FetchRu
         path = _local_path(source)
         data = _read_source_file(path, source, rules.max_feed_bytes)
         if path.suffix.lower() == ".opml" or _root_name(data) == "opml":
-            expanded.extend(_listed_feeds(data, path.resolve().as_uri(), policy))
+            expanded.extend(_listed_feeds(data, path.resolve().as_uri(), http.feed_policy(source, rules, client)))
         else:
             expanded.append(FeedSource(source))
     return _without_duplicates(expanded)
@@ -281,8 +280,7 @@ def fetch_feed(source: str, client: httpx.Client, etag: str | None = None,
     `rules.max_feed_bytes` are read, within `rules.deadline_seconds`.
     """
     rules = rules or http.FetchRules()
-    policy = policy or trust.policy_for_source(source, allow_private=rules.allow_private_addresses,
-                                               resolver=http.client_resolver(client))
+    policy = policy or http.feed_policy(source, rules, client)
     if is_url(source):
         return _fetch_url(source, client, etag, last_modified, http_options, policy, rules)
     try:

@@ -71,9 +71,10 @@ def client_resolver(client) -> Resolver | None:
     return getattr(client, "resolver", None)
 
 
-def feed_policy(feed_url: str, rules: FetchRules, client=None) -> FetchPolicy:
-    """The policy for the URLs the feed at `feed_url` names (see ingest.trust)."""
-    return trust.policy_for_source(feed_url, allow_private=rules.allow_private_addresses,
+def feed_policy(feed_url: str, rules: FetchRules | None = None, client=None) -> FetchPolicy:
+    """The policy for the URLs the feed at `feed_url` names (see ingest.trust); for a URL fetched with no
+    policy given, the one it has as if the operator had named it."""
+    return trust.policy_for_source(feed_url, allow_private=(rules or FetchRules()).allow_private_addresses,
                                    resolver=client_resolver(client))
 
 
@@ -127,7 +128,7 @@ def fetch_bytes(client: httpx.Client, url: str, *, max_bytes: int, policy: Fetch
     UntrustedURLError when a hop leads where `policy` does not allow, httpx errors for the network.
     """
 
-    policy = policy or trust.policy_for_source(url, resolver=client_resolver(client))  # as if the operator named it
+    policy = policy or feed_policy(url, client=client)
     ends_at = time.monotonic() + deadline  # one deadline for the request, retries included
 
     def attempt() -> Fetched:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import sqlite_utils
 
 from archive import stages
+from archive.episode_fields import media_dir as configured_media_dir
 from archive.errors import PodarchiveError, StageError
 from archive.records import TranscriptLink, TranscriptSource
 
@@ -31,15 +31,11 @@ TRANSCRIPT, AUDIO, TRANSCRIBE = "transcript", "audio", "transcribe"
 DEFAULT_MAX_AUDIO_BYTES = 2 * 1024**3
 
 
-def default_media_dir() -> Path:
-    return Path(os.environ.get("PODARCHIVE_MEDIA_DIR") or "media")
-
-
 @dataclass
 class IngestOptions:
     metadata_only: bool = False
     index: bool = True
-    media_dir: Path = field(default_factory=default_media_dir)
+    media_dir: Path = field(default_factory=configured_media_dir)  # the setting the studio's uploads use too
     max_audio_bytes: int = DEFAULT_MAX_AUDIO_BYTES
     transcription: object | None = None  # ingest.transcribe.TranscriptionOptions; None = defaults
     embedding_model: str | None = None
@@ -79,7 +75,7 @@ def sha256_text(*parts: object) -> str:
 class Pipeline:
     """Holds what one ingest run shares: the database, HTTP client, lazily loaded models, the report."""
 
-    def __init__(self, db: sqlite_utils.Database, options: IngestOptions | None = None, client=None):
+    def __init__(self, db: sqlite_utils.Database, options: IngestOptions | None = None, client=None, embedder=None):
         from .http import make_client
 
         self.db = db
@@ -88,7 +84,7 @@ class Pipeline:
         self.report = IngestReport()
         self.progress = Progress(enabled=self.options.progress)
         self._whisper = None
-        self._embedder = None
+        self._embedder = embedder  # None: made on first use from options.embedding_model
         self._policies: dict[str, object] = {}
 
     # -- feeds ---------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def fetch_transcript_file(url: str, client: httpx.Client, max_bytes: int = MAX_T
     `policy` is what the feed that named the URL may reach (default: the policy of the URL itself, as if the
     operator had named it). Raises TranscriptFetchError, with the trust rules' refusal as its cause.
     """
-    policy = policy or trust.policy_for_source(url, resolver=http.client_resolver(client))
+    policy = policy or http.feed_policy(url, client=client)
     try:
         trust.check_url(url, policy)
         if trust.is_file_url(url):

@@ -44,25 +44,43 @@ class RoundReport:
         return bool(self.published or self.done or self.failed)
 
 
-def work_round(db_path: str, options: WorkerOptions | None = None) -> RoundReport:
+@dataclass
+class _Models:
+    """What every round of one worker shares: the HTTP client and the embedder (which loads its model on first
+    use), so a busy worker does not load the embedding model again each round."""
+
+    client: object
+    embedder: object
+
+    @classmethod
+    def for_options(cls, options: WorkerOptions) -> "_Models":
+        from archive.embeddings import SentenceTransformerEmbedder
+
+        from .http import make_client
+
+        return cls(make_client(), SentenceTransformerEmbedder(options.ingest.embedding_model))
+
+
+def work_round(db_path: str, options: WorkerOptions | None = None, models: _Models | None = None) -> RoundReport:
     """One round: scheduled publishing, then up to `options.batch` queued episodes. Never raises for one episode."""
     options = options or WorkerOptions()
+    models = models or _Models.for_options(options)
     try:
         with archive_lock(db_path, timeout=0, command="work"):
             db = open_db(db_path)
             try:
-                return _round(db, options)
+                return _round(db, options, models)
             finally:
                 db.conn.close()
     except ArchiveLockedError:
         return RoundReport(locked=True)
 
 
-def _round(db, options: WorkerOptions) -> RoundReport:
+def _round(db, options: WorkerOptions, models: _Models) -> RoundReport:
     from archive.studio import publish_due
 
-    pipeline = Pipeline(db, options.ingest)
-    report = RoundReport(published=publish_due(db, embedder=_LazyEmbedder(pipeline)))
+    pipeline = Pipeline(db, options.ingest, models.client, embedder=models.embedder)
+    report = RoundReport(published=publish_due(db, embedder=models.embedder))
     for episode_id in work_queue.next_episodes(db, options.batch):
         error = _work_on(pipeline, episode_id)
         if error is None:
@@ -96,24 +114,15 @@ def _work_on(pipeline: Pipeline, episode_id: int) -> str | None:
     return None
 
 
-class _LazyEmbedder:
-    """The pipeline's embedder, loaded only if a scheduled episode is published this round."""
-
-    def __init__(self, pipeline: Pipeline):
-        self._pipeline = pipeline
-
-    def __getattr__(self, name):
-        return getattr(self._pipeline.embedder(), name)
-
-
 def run_worker(db_path: str, options: WorkerOptions | None = None, stop: threading.Event | None = None,
                once: bool = False) -> RoundReport:
     """Work rounds until `stop` is set (or one round when `once`); returns the last round's report."""
     options = options or WorkerOptions()
     stop = stop or threading.Event()
     _lower_priority(options.niceness)
+    models = _Models.for_options(options)
     while True:
-        report = work_round(db_path, options)
+        report = work_round(db_path, options, models)
         if report.worked:
             log.info("worker: published %s, done %s, failed %s", report.published, report.done,
                      sorted(report.failed))
