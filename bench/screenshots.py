@@ -1,5 +1,6 @@
 """Screenshots of the episode page and the search page for docs/ (episode.png, episode-phone.png, search.png),
-and of the studio (studio.png: a producer's list of episodes; studio-editor.png: the episode editor).
+and of the studio (studio.png: a producer's list of episodes; studio-editor.png: the episode editor;
+studio-phone.png: the editor at 390 px).
 
 The archive is a realistic one made by the pipeline: the TWIML and DataTalks.Club corpora (bench/web_load.py's
 archive, built if missing) plus the Datacast feed, whose episode 70 is 11 minutes of real audio transcribed
@@ -206,6 +207,12 @@ def photograph_studio(base: str, ids: dict, out: Path) -> None:
         time.sleep(0.3)
         page.screenshot(path=str(out / "studio-editor.png"), full_page=True)
         print("wrote", out / "studio-editor.png")
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+        log_in(phone, base)
+        phone.goto(f"{base}/studio/episodes/{ids['draft']}")
+        time.sleep(0.3)
+        phone.screenshot(path=str(out / "studio-phone.png"))
+        print("wrote", out / "studio-phone.png")
         browser.close()
 
 
