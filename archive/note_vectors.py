@@ -190,11 +190,12 @@ def edited_since(db: sqlite_utils.Database, revision: int) -> np.ndarray:
 
 
 def ranked(db: sqlite_utils.Database, query: np.ndarray, model: str, depth: int, allowed=None,
-           hidden=None) -> dict[str, list[tuple[int, float]]]:
+           hidden=None, context: dict[int, float] | None = None) -> dict[str, list[tuple[int, float]]]:
     """The best `depth` takeaways and episodes (by their best notes chunk) by cosine similarity to `query`:
     kind -> [(row id, cosine)], best first; of the `allowed` episodes (None: all), never of the `hidden` ones.
     With a stale index (served while it is rebuilt), the episodes producers changed since it was built are
-    scored from the archive as it is now."""
+    scored from the archive as it is now. A `context` dict is filled with every scored episode's best notes-chunk
+    cosine (episode id -> cosine): what the episode as a whole has to do with the query."""
     version = search_version(db)
     index = note_index(db, model, version)
     parts = [index]
@@ -209,6 +210,10 @@ def ranked(db: sqlite_utils.Database, query: np.ndarray, model: str, depth: int,
         refs.append(part.refs[positions])
         scores.append(found)
     kinds, refs, scores = np.concatenate(kinds), np.concatenate(refs), np.concatenate(scores)
+    if context is not None:
+        notes = np.flatnonzero((kinds == KINDS.index("episode")) & np.isfinite(scores))
+        order = notes[np.argsort(scores[notes], kind="stable")]  # ascending: each episode's best is written last
+        context.update(zip(refs[order].tolist(), scores[order].tolist()))
     result = {}
     for code, kind in enumerate(KINDS):
         rows = np.flatnonzero((kinds == code) & np.isfinite(scores))

@@ -4,10 +4,10 @@ Results are moments: passages mainly, plus takeaways (at the time they were plac
 notes match (at the start). Each ranked list (keyword passages, takeaways, episodes; semantic: passages with the
 takeaways and episode notes of archive/note_vectors.py in one list by cosine, `merge_notes`, so an episode with
 notes and no transcript is found by meaning too) is fused by reciprocal rank fusion (k=60), plus episode evidence:
-each list also ranks episodes (at their first hit), and a hit gains a quarter of its episode's fused score. On
-bench/search_quality.py's 37 DataTalks.Club questions RRF beat a weighted sum of min-max normalised scores on all
-four measures (episode and minute Recall@10 and MRR), and the episode evidence is what made hybrid beat semantic
-search on episode MRR (0.846 against 0.804; 0.782 without: passages alone, before notes joined).
+each list also ranks episodes (at their first hit), and a hit gains a quarter of its episode's fused score. The
+semantic scores are read in context: each passage and takeaway gains half its episode's notes cosine
+(`SearchTuning.context_weight`). The defaults were chosen on bench/search_quality.py's tuning questions and are
+reported on held-out ones; the README has the figures and what lost.
 
 Keyword ranking uses FTS5 in small archives and a Tantivy index in large ones, semantic ranking an exact matrix
 product or a faiss IVF index: see archive/indexes.py. User queries go through archive/fts.py, so nothing a user
@@ -73,6 +73,16 @@ class SearchTuning:
     # indexes worse (episode MRR 0.820 -> 0.794), -0.1 gained nothing in semantic search, and -0.05 left every
     # hybrid figure as it was while semantic search gained; held out, it left no figure of either mode worse.
     note_offset: float = -0.05
+    # An episode ranks in each list by its first `episode_hits` hits (the sum of their reciprocal ranks). Three
+    # gained on bench/search_quality.py's tuning questions (long interviews), but let a long episode's many weak
+    # hits outvote one short episode's exact match, so the episode's first hit alone stands for it.
+    episode_hits: int = 1
+    # Semantic scores in context: every passage and takeaway gains this share of its episode's notes cosine (the
+    # best chunk of title + notes, archive/note_vectors.py), an episode hit of its own share; passages are
+    # re-ranked so from `context_pool` times the depth of candidates. What a passage says is read with what its
+    # episode is about, as a listener would (README, "Search quality", has what it gained).
+    context_weight: float = 0.5
+    context_pool: int = 4
 
     def weight(self, kind: str) -> float:
         return dict(self.kind_weights).get(kind, 1.0)
@@ -159,8 +169,9 @@ def search(db: sqlite_utils.Database, query: str, mode: str = "hybrid", show=Non
             vector = embed_query(embedder, text)
         lists.append(("semantic", semantic_hits(db, vector, embedder.name, allowed, depth, filters.speaker,
                                                 hidden, tuning)))
-    fused = fuse(lists, tuning, episodes_of_hits(db, lists))[:limit]
-    return materialise(db, fused, parsed)
+    episode_of = episodes_of_hits(db, lists)
+    fused = fuse(lists, tuning, episode_of)
+    return materialise(db, fused[:limit], parsed)
 
 
 def search_many(db: sqlite_utils.Database, queries, **options) -> list[list[SearchResult]]:
@@ -416,13 +427,36 @@ def semantic_ranking(db, vector: np.ndarray, model: str, allowed, depth: int,
 def semantic_hits(db, vector: np.ndarray, model: str, allowed, depth: int, speaker: SpokenBy | None = None,
                   hidden=None, tuning: SearchTuning = DEFAULT_TUNING) -> list[Hit]:
     """The semantic ranking: passages, takeaways and episodes (by their notes, archive/note_vectors.py) in one
-    list by cosine similarity (`merge_notes`); passages only for one speaker's words, as in keyword mode."""
-    passages = semantic_ranking(db, vector, model, allowed, depth, speaker, hidden)
+    list by cosine similarity (`merge_notes`), each lifted by its episode's notes (`SearchTuning.context_weight`);
+    passages only for one speaker's words, as in keyword mode."""
+    context: dict[int, float] = {}
+    found = note_vectors.ranked(db, vector, model, depth, allowed, hidden, context)
+    weight = tuning.context_weight if context else 0.0
+    pool = depth * tuning.context_pool if weight else depth
+    passages = semantic_ranking(db, vector, model, allowed, pool, speaker, hidden)
+    if weight:
+        passages = in_context(db, passages, context, weight)[:depth]
     if speaker is not None:
         return passages
-    found = note_vectors.ranked(db, vector, model, depth, allowed, hidden)
     notes = [Hit(kind, ref, score + tuning.note_offset) for kind in note_vectors.KINDS for ref, score in found[kind]]
+    if weight:
+        notes = [Hit(h.kind, h.ref, h.score + weight * (h.score - tuning.note_offset)) if h.kind == "episode" else h
+                 for h in notes]
+        notes = [h for h in notes if h.kind == "episode"] + in_context(db, [h for h in notes if h.kind != "episode"],
+                                                                       context, weight)
     return merge_notes(db, passages, notes, depth)
+
+
+def in_context(db, hits: list[Hit], context: dict[int, float], weight: float) -> list[Hit]:
+    """Passages or takeaways, each score raised by `weight` times its episode's notes cosine, best first."""
+    if not hits:
+        return hits
+    kind = hits[0].kind
+    table = "passages" if kind == "passage" else "takeaways"
+    episode_of = dict(db.execute(f"SELECT id, episode_id FROM {table} WHERE id IN (SELECT value FROM json_each(?))",
+                                 [json.dumps([h.ref for h in hits])]).fetchall())
+    lifted = [Hit(h.kind, h.ref, h.score + weight * context.get(episode_of.get(h.ref), 0.0)) for h in hits]
+    return sorted(lifted, key=lambda h: -h.score)
 
 
 def merge_notes(db, passages: list[Hit], notes: list[Hit], depth: int) -> list[Hit]:
@@ -531,8 +565,12 @@ def _episode_fusion(lists: list[tuple[str, list[Hit]]], tuning: SearchTuning,
     totals: dict[int, float] = {}
     for name, hits in lists:
         weight = _list_weight(name, hits, tuning)
-        order = [e for e in dict.fromkeys(episode_of.get((h.kind, h.ref)) for h in hits) if e is not None]
-        for rank, episode in enumerate(order, 1):
+        counted: dict[int, int] = {}
+        for rank, hit in enumerate(hits, 1):
+            episode = episode_of.get((hit.kind, hit.ref))
+            if episode is None or counted.get(episode, 0) >= tuning.episode_hits:
+                continue
+            counted[episode] = counted.get(episode, 0) + 1
             totals[episode] = totals.get(episode, 0.0) + weight / (tuning.rrf_k + rank)
     return totals
 

@@ -13,7 +13,9 @@ Questions and relevance judgements (made by grepping and reading the transcripts
   into 19 "tuning" and 18 "heldout" ones (field `set`);
 * bench/queries_heldout_datatalks.json: 24 more DataTalks.Club questions, all held out;
 * bench/queries_heldout_twiml.json: 25 questions over the TWIML AI podcast (Whisper transcripts), all held out;
-  they need the TWIML archive (bench/twiml_archive.py).
+  they need the TWIML archive (bench/twiml_archive.py);
+* bench/queries_tuning_datatalks.json, bench/queries_tuning_twiml.json: 25 more questions each, written after the
+  held-out ones and judged the same way, all "tuning".
 Defaults may be chosen on the tuning questions only (those shipped before the split saw all 37, so only the two
 held-out files are wholly unseen). Every figure is reported per set, held-out first: DataTalks
 held-out (18 + 24), TWIML held-out, both held-out sets pooled (when both archives ran), then DataTalks tuning.
@@ -43,7 +45,8 @@ TWIML episodes have no description, so their title+desc baselines see titles onl
 Besides the three modes as shipped, the bench runs the variants the defaults were chosen from: reciprocal rank
 fusion (k=60) against a weighted sum of min-max normalised scores (semantic share 0.5), with and without episode
 evidence (and at other weights of it), and keyword queries that join words with AND (topped up with OR when too
-few) against plain OR; then the three modes again on the other kind of index, forced: on a small archive the side
+few) against plain OR; semantic scores with and without the episode's notes as context (archive/search.py
+`context_weight`), an episode counted by its first three hits instead of its first, takeaways weighing as passages; then the three modes again on the other kind of index, forced: on a small archive the side
 indexes that large archives use (Tantivy, faiss IVF), on a large one (TWIML) FTS5 and the exact vector product.
 """
 
@@ -76,6 +79,8 @@ from metrics import K, METRICS, SETS, by_set, mean_scores, rrf, score_query  # n
 QUERIES = ROOT / "bench" / "queries_datatalks.json"
 HELDOUT_DATATALKS = ROOT / "bench" / "queries_heldout_datatalks.json"
 HELDOUT_TWIML = ROOT / "bench" / "queries_heldout_twiml.json"
+TUNING_DATATALKS = ROOT / "bench" / "queries_tuning_datatalks.json"
+TUNING_TWIML = ROOT / "bench" / "queries_tuning_twiml.json"
 BASELINE_DEPTH = 100  # candidates from each passage list fused by the RRF baseline
 
 VARIANTS = {
@@ -90,6 +95,15 @@ VARIANTS = {
     "keyword, no episode evidence": ("keyword", replace(DEFAULT_TUNING, episode_weight=0.0)),
     "hybrid weighted": ("hybrid", replace(DEFAULT_TUNING, fusion="weighted")),
     "hybrid weighted + OR": ("hybrid", replace(DEFAULT_TUNING, fusion="weighted", keyword_operator="OR")),
+    "hybrid, no notes context": ("hybrid", replace(DEFAULT_TUNING, context_weight=0.0)),
+    "hybrid, notes context 0.3": ("hybrid", replace(DEFAULT_TUNING, context_weight=0.3)),
+    "semantic, no notes context": ("semantic", replace(DEFAULT_TUNING, context_weight=0.0)),
+    "hybrid, three hits per episode": ("hybrid", replace(DEFAULT_TUNING, episode_hits=3)),
+    "hybrid, takeaways weigh 1": ("hybrid", replace(DEFAULT_TUNING, kind_weights=(("passage", 1.0), ("takeaway", 1.0),
+                                                                                 ("episode", 0.5)))),
+    "hybrid as before issue 10": ("hybrid", replace(DEFAULT_TUNING, context_weight=0.0, episode_hits=1,
+                                                    kind_weights=(("passage", 1.0), ("takeaway", 0.5),
+                                                                  ("episode", 0.5)))),
 }
 MODES = ("keyword", "semantic", "hybrid")
 SET_NAMES = {"heldout": "held-out", "tuning": "tuning"}
@@ -106,9 +120,9 @@ class Corpus:
 
 CORPORA = {
     "datatalks": Corpus("DataTalks.Club", datatalks_archive.ARCHIVE, datatalks_archive.build,
-                        datatalks_archive.judged_guids, (QUERIES, HELDOUT_DATATALKS)),
+                        datatalks_archive.judged_guids, (QUERIES, HELDOUT_DATATALKS, TUNING_DATATALKS)),
     "twiml": Corpus("TWIML", twiml_archive.ARCHIVE, twiml_archive.build, twiml_archive.judged_guids,
-                    (HELDOUT_TWIML,)),
+                    (HELDOUT_TWIML, TUNING_TWIML)),
 }
 
 

@@ -210,3 +210,20 @@ def test_ranked_gives_each_episode_once_at_its_best_chunk(tmp_path, monkeypatch)
     assert note_vectors.ranked(db, embedder.embed([WORD])[0], embedder.name, 10, hidden=np.array([episode])) == {
         "takeaway": [], "episode": []}
     indexes.forget()
+
+
+def test_ranked_gives_each_episodes_best_notes_chunk_as_context():
+    from archive.db import memory_db
+    from ingest.index import ensure_note_embeddings
+
+    embedder = FakeEmbedder()
+    db = memory_db()
+    show = add_show(db, "Show")
+    near = add_episode(db, show, "near", "Vector search", notes=" ".join(["vector search recall"] * 200))
+    far = add_episode(db, show, "far", "Gardening", notes="tomatoes and roses")
+    ensure_note_embeddings(db, embedder)
+    query = embedder.embed(["vector search recall"])[0]
+    context: dict[int, float] = {}
+    found = note_vectors.ranked(db, query, embedder.name, 1, context=context)
+    assert set(context) == {near, far} and context[near] > context[far]
+    assert found["episode"] == [(near, pytest.approx(context[near]))]  # the best chunk, as the ranking has it

@@ -246,3 +246,46 @@ def test_same_person(label, name, same):
     from archive.people import same_person
 
     assert same_person(label, name) is same
+
+
+def test_episode_evidence_counts_an_episodes_first_hits():
+    # episode 10 has the first hit alone; episode 20 has the next three in both lists.
+    keyword = [Hit("passage", 1, 9.0), Hit("passage", 2, 5.0), Hit("passage", 3, 4.0), Hit("passage", 4, 3.0)]
+    semantic = [Hit("passage", 1, 0.9), Hit("passage", 3, 0.8), Hit("passage", 4, 0.7), Hit("passage", 2, 0.6)]
+    episode_of = {("passage", 1): 10, ("passage", 2): 20, ("passage", 3): 20, ("passage", 4): 20}
+    lists = [("passage", keyword), ("semantic", semantic)]
+    first_only = fuse(lists, SearchTuning(episode_weight=1.0, episode_hits=1), episode_of)
+    several = fuse(lists, SearchTuning(episode_weight=1.0, episode_hits=3), episode_of)
+    assert first_only[0].ref == 1
+    assert several[0].ref in (2, 3, 4) and several[-1].ref == 1
+
+
+def _context_archive(embedder):
+    """Two episodes with the same passage; only one's title and notes are about what the passage says."""
+    from archive.db import memory_db
+    from ingest.index import ensure_note_embeddings
+
+    db = memory_db()
+    show = add_show(db, "Show")
+    text = "We rebuilt the feature store so training and serving read the same features."
+    cooking = add_episode(db, show, "cooking", "Sourdough at home", notes="Bread, flour and patience.")
+    features = add_episode(db, show, "features", "Feature stores in production",
+                           notes="Why a feature store keeps training and serving features the same.")
+    for episode in (cooking, features):
+        add_segments(db, episode, [Segment(0, 40, text), Segment(40, 80, "Thanks for having me on the show.")])
+    index_all(db, embedder)
+    ensure_note_embeddings(db, embedder)
+    return db
+
+
+def test_a_passage_ranks_in_the_context_of_its_episodes_notes():
+    embedder = FakeEmbedder()
+    db = _context_archive(embedder)
+    query = "feature store for training and serving"
+    plain = search(db, query, mode="semantic", embedder=embedder, tuning=SearchTuning(context_weight=0.0))
+    tied = [r for r in plain if r.kind == "passage" and r.start == 0]
+    assert [r.episode_guid for r in tied] == ["cooking", "features"]  # the same text: a tie, broken by row order
+    assert tied[0].score == pytest.approx(tied[1].score)
+    lifted = [r for r in search(db, query, mode="semantic", embedder=embedder) if r.kind == "passage"]
+    assert lifted[0].episode_guid == "features" and lifted[0].start == 0
+    assert lifted[0].score > tied[0].score
