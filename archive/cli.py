@@ -160,7 +160,9 @@ def ingest(sources, db_path, metadata_only, model, device, compute_type, beam_si
     from pathlib import Path
 
     from ingest.pipeline import IngestOptions, ingest_sources
-    from ingest.transcribe import TranscriptionOptions
+    from ingest.transcribe import TranscriptionOptions, WhisperTranscriber
+
+    from .embeddings import SentenceTransformerEmbedder
 
     transcription = TranscriptionOptions(model=model, device=device, word_timestamps=word_timestamps)
     if compute_type:
@@ -169,12 +171,13 @@ def ingest(sources, db_path, metadata_only, model, device, compute_type, beam_si
         transcription.beam_size = beam_size
     options = IngestOptions(
         metadata_only=metadata_only, index=not no_index, media_dir=Path(media_dir),
-        max_audio_bytes=max_audio_mb * 1024 * 1024, transcription=transcription,
-        embedding_model=embedding_model, progress=not quiet and sys.stderr.isatty(), fetch=fetch_rules,
+        max_audio_bytes=max_audio_mb * 1024 * 1024, progress=not quiet and sys.stderr.isatty(), fetch=fetch_rules,
         vocabulary_chars=vocabulary_chars,
     )
+    models = dict(transcriber=WhisperTranscriber(transcription),  # each loads its model on first use
+                  embedder=SentenceTransformerEmbedder(embedding_model))
     with writing(db_path, lock_timeout, "ingest"):
-        report = library_errors(ingest_sources)(open_archive(db_path), list(sources), options)
+        report = library_errors(ingest_sources)(open_archive(db_path), list(sources), options, **models)
     click.echo(
         f"{report.feeds} feed(s), {report.feeds_not_modified} not modified; episodes: {report.episodes_new} new, "
         f"{report.episodes_changed} changed, {report.episodes_unchanged} unchanged; transcripts: "
@@ -250,9 +253,11 @@ def index(db_path, embedding_model, quiet, lock_timeout, fetch_rules):
     """(Re)build what is missing: passages, embeddings, chapters, takeaways, guests and the search index."""
     from ingest.pipeline import index_archive
 
+    from .embeddings import SentenceTransformerEmbedder
+
     with writing(db_path, lock_timeout, "index"):
-        report = index_archive(open_archive(db_path), embedding_model, progress=not quiet and sys.stderr.isatty(),
-                               fetch=fetch_rules)
+        report = index_archive(open_archive(db_path), SentenceTransformerEmbedder(embedding_model),
+                               progress=not quiet and sys.stderr.isatty(), fetch=fetch_rules)
     if report.index is not None:
         click.echo(describe_index(report.index))
     if report.failures:

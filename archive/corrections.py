@@ -44,6 +44,7 @@ import sqlite_utils
 from .db import utcnow, write_transaction
 from .episode_fields import MAX_NAME_CHARS, clean_text
 from .errors import CorrectionError, NotFoundError, ValidationError
+from .passages import make_passages, save_passages
 
 EDIT, SPEAKER, REPLACE, REVERT, UNDO = "edit", "speaker", "replace", "revert", "undo"
 APPLIED, UNDONE, LAPSED = "applied", "undone", "lapsed"
@@ -230,7 +231,6 @@ def _record(db, episode_id: int, transcript_id: int, producer, action: str, deta
 
 def _rebuild_passages(db, episode_id: int) -> None:
     """The episode's passages made again from its segments (rows left as they were keep their ids)."""
-    from ingest.passages import make_passages, save_passages  # no model: grouping text by time
     from .transcript_formats import load_segments
 
     save_passages(db, episode_id, make_passages(load_segments(db, episode_id)))
@@ -239,12 +239,12 @@ def _rebuild_passages(db, episode_id: int) -> None:
 def _refresh_search(db, episode_id: int, embedder) -> dict:
     """Vectors for the changed passages (with `embedder`), and no cached index of a small archive left stale in
     this process (a large archive's side indexes are rebuilt in the background, as after any write)."""
-    from . import indexes
+    from . import index_refresh
     from .studio import index_for_search
 
     result = index_for_search(db, episode_id, embedder)
-    if not indexes.is_large(db):
-        indexes.forget(db)
+    if not index_refresh.is_large(db):
+        index_refresh.forget(db)
     return result
 
 

@@ -1,7 +1,8 @@
 """The archive's store: one SQLite file through sqlite-utils.
 
-The whole schema lives here, as numbered migrations. `open_db()` applies the ones a file has not seen yet,
-so every command and the web app can open any archive, old or new.
+The whole schema lives here, as numbered migrations (the FTS5 tables' SQL is archive/fts_tables.py's, run by
+m012). `open_db()` applies the ones a file has not seen yet, so every command and the web app can open any archive,
+old or new.
 """
 
 from __future__ import annotations
@@ -538,3 +539,14 @@ def m011_transcript_corrections(db):
         CREATE INDEX idx_transcript_corrections_episode ON transcript_corrections(episode_id, id);
         """,
     )
+
+
+@migration
+def m012_full_text_search(db):
+    """The FTS5 tables keyword search reads, with their triggers (archive/fts_tables.py), filled from the rows
+    already there. Archives indexed before this migration have them already (the index stage made them with
+    sqlite-utils' enable_fts, the same SQL): they are kept as they are. A later change of `FTS_TABLES` needs a
+    migration of its own."""
+    from .fts_tables import ensure_fts
+
+    ensure_fts(db)

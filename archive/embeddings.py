@@ -8,7 +8,6 @@ folder).
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
 import threading
@@ -24,6 +23,16 @@ log = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
+    """What the pipeline, the search and the site hold to turn texts into vectors (tests hold a fake:
+    tests/fakes.py).
+
+    `name` keys the stored vectors (a vector is reused while the name and the text's hash are the same, so two
+    models must not share a name); `dims` is the length of every vector. `embed` gives one float32, L2-normalised
+    row per text, in order, the same row for the same text; a model that cannot load raises ModelLoadError, on
+    the first call that needs it (never when the embedder is made). Optional: `embed_query(text)`, a faster
+    path for one query, and `warm_up()`, which loads the model ahead of the first search (see below).
+    """
+
     name: str
     dims: int
 
@@ -200,29 +209,6 @@ def _last_hidden_state_class():
 
 def _last_hidden_state(inner, keys: tuple[str, ...]):
     return _last_hidden_state_class()(inner, keys)
-
-
-class FakeEmbedder:
-    """Deterministic bag-of-words hashing embedder for unit tests: shared words give similar vectors."""
-
-    name = "fake-hash-embedder"
-
-    def __init__(self, dims: int = 64):
-        self.dims = dims
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dims), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in text.lower().split():
-                word = word.strip(".,;:!?\"'()[]")
-                if not word:
-                    continue
-                digest = hashlib.sha256(word.encode()).digest()
-                out[row, int.from_bytes(digest[:4], "little") % self.dims] += 1.0
-            norm = np.linalg.norm(out[row])
-            if norm:
-                out[row] /= norm
-        return out
 
 
 def default_embedder() -> Embedder:

@@ -1,11 +1,11 @@
 """Search by meaning over what is written about episodes: their takeaways, and their notes (with the title).
 
-Semantic search ranks transcript passages (archive/indexes.py); these documents make the rest of an episode
+Semantic search ranks transcript passages (archive/vector_index.py); these documents make the rest of an episode
 findable by meaning too, among them a published episode that has notes and no transcript yet (a hosted show's new
 episode before the worker transcribes its audio). Each document is embedded like a passage, into the
-`embeddings` table keyed by (model, sha256 of its text): the index stage (ingest/index.py) and publishing
-(archive/studio.py `index_for_search`) make the vectors, and a document whose text did not change keeps its
-vector.
+`embeddings` table keyed by (model, sha256 of its text): the search-index stage (ingest/search_index.py) and
+publishing (archive/studio.py `index_for_search`) make the vectors, and a document whose text did not change keeps
+its vector.
 
 * a takeaway is one document: its title and text;
 * an episode's notes are one document of its title and notes when they fit the model's window (all-MiniLM-L6-v2
@@ -16,10 +16,10 @@ vector.
 
 They are few beside passages (tens of thousands at most), so ranking is exact: one float32 matrix per model,
 cached per archive like the exact vector index and rebuilt when the `search_versions` counters move on. The web
-site serves a stale matrix while it is rebuilt in the background (`indexes.serving_stale`); what producers changed
-since it was built (`episode_revisions`: an edit, a publish) is read and scored afresh on every search meanwhile,
-so an episode published or edited in the studio is found by meaning as soon as the response returns, whichever
-server process answers the next search.
+site serves a stale matrix while it is rebuilt in the background (`index_refresh.serving_stale`); what producers
+changed since it was built (`episode_revisions`: an edit, a publish) is read and scored afresh on every search
+meanwhile, so an episode published or edited in the studio is found by meaning as soon as the response returns,
+whichever server process answers the next search.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import threading
 import numpy as np
 import sqlite_utils
 
-from . import indexes
+from . import index_refresh, vector_index
 
 KINDS = ("takeaway", "episode")
 NOTE_WORDS = 160  # about 235 word pieces with the title: within all-MiniLM-L6-v2's 256
@@ -104,7 +104,7 @@ def last_revision(db: sqlite_utils.Database) -> int:
 
 def search_version(db: sqlite_utils.Database) -> tuple[int, int]:
     """Moves on with any write to takeaways, episode titles and notes, or embeddings (and passages: m007)."""
-    return indexes.search_version(db, "text"), indexes.search_version(db, "vectors")
+    return index_refresh.search_version(db, "text"), index_refresh.search_version(db, "vectors")
 
 
 class NoteIndex:
@@ -116,7 +116,7 @@ class NoteIndex:
                  version, revision: int):
         self.kinds, self.refs, self.episodes, self.matrix = kinds, refs, episodes, matrix
         self.version, self.revision = version, revision
-        self._episode_rows: indexes.EpisodeRows | None = None
+        self._episode_rows: vector_index.EpisodeRows | None = None
 
     @classmethod
     def build(cls, db: sqlite_utils.Database, model: str, version=None, episode_ids=None) -> "NoteIndex":
@@ -139,7 +139,7 @@ class NoteIndex:
 
     def rows_of(self, episode_ids: np.ndarray) -> np.ndarray:
         if self._episode_rows is None:
-            self._episode_rows = indexes.EpisodeRows(self.episodes)
+            self._episode_rows = vector_index.EpisodeRows(self.episodes)
         return self._episode_rows.positions(episode_ids)
 
     def scores(self, query: np.ndarray, allowed=None, left_out=()) -> tuple[np.ndarray, np.ndarray]:
@@ -168,18 +168,18 @@ _building = threading.Lock()
 
 def note_index(db: sqlite_utils.Database, model: str, version=None) -> NoteIndex:
     """The cached index of `model`, fresh unless the caller serves stale indexes (then it is rebuilt in the
-    background, see `indexes.serving_stale`, and `ranked` patches it)."""
+    background, see `index_refresh.serving_stale`, and `ranked` patches it)."""
     version = version or search_version(db)
-    key = (indexes.cache_key(db), "notes", model)
-    cached = indexes._cache.get(key)
+    key = (index_refresh.cache_key(db), "notes", model)
+    cached = index_refresh._cache.get(key)
     if cached is not None and cached.version == version:
         return cached
-    if indexes._serve_stale(db, key, cached, False, lambda conn: note_index(conn, model)):
+    if index_refresh._serve_stale(db, key, cached, False, lambda conn: note_index(conn, model)):
         return cached
     with _building:
-        cached = indexes._cache.get(key)
+        cached = index_refresh._cache.get(key)
         if cached is None or cached.version != version:
-            cached = indexes._cache[key] = NoteIndex.build(db, model, version)
+            cached = index_refresh._cache[key] = NoteIndex.build(db, model, version)
         return cached
 
 
@@ -217,7 +217,7 @@ def ranked(db: sqlite_utils.Database, query: np.ndarray, model: str, depth: int,
     result = {}
     for code, kind in enumerate(KINDS):
         rows = np.flatnonzero((kinds == code) & np.isfinite(scores))
-        top = rows[indexes._top_k(scores[rows], depth * (MAX_CHUNKS if kind == "episode" else 1))]
+        top = rows[vector_index._top_k(scores[rows], depth * (MAX_CHUNKS if kind == "episode" else 1))]
         hits, seen = [], set()
         for row in top:  # best first: an episode's first row is its best chunk
             ref = int(refs[row])

@@ -9,48 +9,39 @@ semantic scores are read in context: each passage and takeaway gains half its ep
 (`SearchTuning.context_weight`). The defaults were chosen on bench/search_quality.py's tuning questions and are
 reported on held-out ones; the README has the figures and what lost.
 
-Keyword ranking uses FTS5 in small archives and a Tantivy index in large ones, semantic ranking an exact matrix
-product or a faiss IVF index: see archive/indexes.py. User queries go through archive/fts.py, so nothing a user
-types is ever read as FTS5 syntax. This module loads no model until a semantic or hybrid search needs one, and
-imports nothing from the ingest pipeline.
+Keyword ranking uses FTS5 in small archives and a Tantivy index in large ones (archive/keyword_index.py),
+semantic ranking an exact matrix product or a faiss IVF index (archive/vector_index.py). User queries go through
+archive/fts.py, so nothing a user types is ever read as FTS5 syntax; filters are archive/search_filters.py's,
+snippets archive/snippets.py's, the query embedder archive/query_embedding.py's. This module loads no model until
+a semantic or hybrid search needs one, and imports nothing from the ingest pipeline.
 
 Only published episodes are searched (`episodes.state`, see archive/studio.py). The indexes hold drafts too, so
 publishing needs no rebuild: FTS5 queries join on the episode's state, and the side indexes drop the few
-documents of unpublished episodes (`unpublished_episodes`) from a slightly longer ranking, or, past a few thousand,
-leave them out by a filter.
+documents of unpublished episodes (`unpublished_episodes`, archive/search_filters.py) from a slightly longer
+ranking, or, past a few thousand, leave them out by a filter.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
-import html
 import json
 import re
-import sys
-import threading
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import sqlite_utils
 
-from . import indexes, note_vectors
-from .embeddings import Embedder, SentenceTransformerEmbedder, embed_query, warm_up
+from . import index_refresh, keyword_index, note_vectors, vector_index
+from .embeddings import Embedder, embed_query, warm_up
 from .errors import SearchError
 from .fts import ParsedQuery, fts5_match, normalise, parse_query, tantivy_clause
-from .people import normalise_name, same_person
+from .query_embedding import get_embedder, one_torch_thread
 from .records import SearchResult
+from .search_filters import (PUBLISHED, Filters, SpokenBy, allowed_episodes, resolve_filters, spoken_only,
+                             unpublished_episodes)
+from .snippets import QueryTerms, snippet
 
 MODES = ("hybrid", "keyword", "semantic")
 MAX_LIMIT = 1000
-SPEAKER_POOL = 2  # a speaker-filtered ranking takes twice its depth (then more), then keeps the speaker's words
-SNIPPET_CHARS = 260  # about 40 words
-PLAIN_SNIPPET_CHARS = 240
-
-_embedders: dict[str, Embedder] = {}
-_embedders_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -98,46 +89,6 @@ class Hit:
     score: float
 
 
-@dataclass
-class SpokenBy:
-    """Whether one person may speak in a passage of their episodes: its speaker label names them
-    (`same_person`), or it has no label (an unlabelled transcript, or a passage that mixes speakers).
-
-    Checked on ranked candidates rather than listed up front: for a host who is in every episode the list would
-    be most of the archive, and a filtered search would cost many times a plain one."""
-
-    names: tuple[str, ...]
-    _labels: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)  # label -> theirs?
-
-    def says(self, label: str | None) -> bool:
-        if not label:
-            return True
-        theirs = self._labels.get(label)
-        if theirs is None:
-            theirs = self._labels[label] = any(same_person(label, name) for name in self.names)
-        return theirs
-
-    def judge(self, db, refs: list[int], verdicts: dict[int, bool]) -> None:
-        """Record in `verdicts` whether this person may have said each passage (a passage deleted meanwhile: no)."""
-        if not refs:
-            return
-        labels = dict(db.execute("SELECT id, speaker FROM passages WHERE id IN (SELECT value FROM json_each(?))",
-                                 [json.dumps(refs)]).fetchall())
-        for ref in refs:
-            verdicts[ref] = ref in labels and self.says(labels[ref])
-
-
-@dataclass
-class Filters:
-    sql: str = ""  # condition on episodes aliased `e`
-    params: list = field(default_factory=list)
-    speaker: SpokenBy | None = None  # only one person's words (in their episodes): no takeaways, no notes
-
-    @property
-    def active(self) -> bool:
-        return bool(self.sql)
-
-
 # -- public ------------------------------------------------------------------------------------------------
 
 def search(db: sqlite_utils.Database, query: str, mode: str = "hybrid", show=None, guest=None, since=None,
@@ -156,7 +107,7 @@ def search(db: sqlite_utils.Database, query: str, mode: str = "hybrid", show=Non
     if parsed.empty:
         return []
     depth = max(tuning.depth, 2 * limit)
-    allowed = _allowed_episodes(db, filters)
+    allowed = allowed_episodes(db, filters)
     if allowed is not None and not len(allowed):
         return []
     hidden = unpublished_episodes(db) if allowed is None else None
@@ -183,17 +134,6 @@ def search_many(db: sqlite_utils.Database, queries, **options) -> list[list[Sear
     return [search(db, query, **options) for query in queries]
 
 
-def get_embedder(model: str | None = None) -> Embedder:
-    """A process-wide embedder per model name; the model itself loads on the first embed."""
-    key = model or ""
-    with _embedders_lock:
-        if key not in _embedders:
-            _embedders[key] = SentenceTransformerEmbedder(model)
-        return _embedders[key]
-
-
-# -- filters -----------------------------------------------------------------------------------------------
-
 def _check_limit(limit) -> int:
     try:
         limit = int(limit)
@@ -204,133 +144,14 @@ def _check_limit(limit) -> int:
     return limit
 
 
-def parse_date(value, name: str) -> dt.date | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    text = str(value).strip()
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        pass
-    try:
-        return dt.datetime.fromisoformat(text).date()
-    except ValueError:
-        raise SearchError(f"{name} must be a date like 2024-01-31, not {text[:40]!r}") from None
-
-
-def resolve_filters(db: sqlite_utils.Database, show=None, guest=None, since=None, until=None,
-                    speaker=None) -> Filters:
-    clauses, params, speaker_filter = [], [], None
-    if show not in (None, ""):
-        clauses.append("e.show_id = ?")
-        params.append(_show_id(db, show))
-    for person, their_words_only in ((guest, False), (speaker, True)):
-        if person not in (None, ""):
-            ids = _person_ids(db, person)
-            clauses.append(f"e.id IN (SELECT episode_id FROM episode_people WHERE person_id IN "
-                           f"({','.join('?' * len(ids))}))")
-            params.extend(ids)
-            if their_words_only:
-                speaker_filter = spoken_by(db, ids)
-    start, end = parse_date(since, "since"), parse_date(until, "until")
-    if start and end and start > end:
-        raise SearchError(f"since ({start}) is after until ({end})")
-    if start:
-        clauses.append("e.published >= ?")
-        params.append(start.isoformat())
-    if end:
-        clauses.append("e.published < ?")  # until is a whole day: everything before the next one
-        params.append((end + dt.timedelta(days=1)).isoformat())
-    return Filters(" AND ".join(clauses), params, speaker_filter)
-
-
-def _show_id(db, show) -> int:
-    text = str(show).strip()
-    if text.isdigit():
-        row = db.execute("SELECT id FROM shows WHERE id = ?", [int(text)]).fetchone()
-    else:
-        row = db.execute("SELECT id FROM shows WHERE title = ? COLLATE NOCASE ORDER BY id", [text]).fetchone()
-    if row is None:
-        raise SearchError(f"no show {text!r} in this archive")
-    return int(row[0])
-
-
-def _person_ids(db, guest) -> list[int]:
-    text = str(guest).strip()
-    rows = db.execute("SELECT id FROM people WHERE slug = ? OR name_key = ?",
-                      [text.lower(), normalise_name(text)]).fetchall()
-    if not rows:
-        raise SearchError(f"no guest {text!r} in this archive")
-    return [int(r[0]) for r in rows]
-
-
-def spoken_by(db, person_ids: list[int]) -> SpokenBy:
-    marks = ",".join("?" * len(person_ids))
-    return SpokenBy(tuple(r[0] for r in db.execute(f"SELECT name FROM people WHERE id IN ({marks})", person_ids)))
-
-
-def spoken_only(db, rank: Callable[[int], list[Hit]], speaker: SpokenBy | None, depth: int) -> list[Hit]:
-    """The best `depth` hits of a ranking (`rank(k)` gives its top k) that `speaker` may have said; all of them
-    without a speaker. The ranking runs as a plain one on a pool of SPEAKER_POOL times the depth, whose hits are
-    judged best first, in batches sized by the share found theirs so far; the pool grows (four times) only while
-    too few are theirs and the ranking has more. A host who speaks in every episode costs about what a plain
-    search does; a rare voice costs more rounds."""
-    if speaker is None:
-        return rank(depth)
-    pool, verdicts = depth * SPEAKER_POOL, {}
-    while True:
-        hits = rank(pool)
-        kept, position = [], 0
-        while len(kept) < depth and position < len(hits):
-            share = max(len(kept) / position, 0.1) if position else 1.0
-            batch = hits[position:position + int((depth - len(kept)) / share * 1.2) + 8]
-            speaker.judge(db, [h.ref for h in batch if h.ref not in verdicts], verdicts)
-            kept += [h for h in batch if verdicts[h.ref]]
-            position += len(batch)
-        if len(kept) >= depth or len(hits) < pool:
-            return kept[:depth]
-        pool *= 4
-
-
-def _allowed_episodes(db, filters: Filters) -> np.ndarray | None:
-    """The ids of the published episodes the filters keep; None when that is every published episode (a host in
-    all of them), so the side indexes search as for no filter (unpublished episodes are left out all the same)."""
-    if not filters.active:
-        return None
-    rows = db.execute(f"SELECT e.id FROM episodes e WHERE {PUBLISHED} AND {filters.sql}", filters.params).fetchall()
-    if rows and len(rows) == db.execute(f"SELECT count(*) FROM episodes e WHERE {PUBLISHED}").fetchone()[0]:
-        return None
-    return np.array([r[0] for r in rows], dtype=np.int64)
-
-
-PUBLISHED = "e.state = 'published'"
-
-
-def unpublished_episodes(db) -> np.ndarray | None:
-    """The ids of the episodes search must leave out (drafts, scheduled); None when every episode is published,
-    the usual case (a partial index over them makes this a lookup)."""
-    rows = db.execute("SELECT id FROM episodes WHERE state != 'published'").fetchall()
-    return np.array([r[0] for r in rows], dtype=np.int64) if rows else None
-
-
 # -- keyword -----------------------------------------------------------------------------------------------
-
-def _has_fts(db) -> bool:
-    return db.execute("SELECT 1 FROM sqlite_master WHERE name = 'passages_fts'").fetchone() is not None
-
 
 def keyword_rankings(db, parsed: ParsedQuery, filters: Filters, allowed, depth: int,
                      tuning: SearchTuning, limit: int = 10, hidden=None) -> list[tuple[str, list[Hit]]]:
     """One ranked list per kind (passage, takeaway, episode), best first. With the AND operator, a list with
     fewer hits than the limit is topped up by the same words joined with OR. Only published episodes are ranked
     (`hidden`: the unpublished ones, when `allowed` is None)."""
-    if not _has_fts(db):
-        raise SearchError("this archive has no search index yet: run `podarchive index`")
-    if indexes.is_large(db):
+    if index_refresh.is_large(db):
         ranker = _tantivy_ranker(db, parsed, allowed, hidden)
     else:
         ranker = _fts5_ranker(db, parsed, filters)
@@ -340,7 +161,7 @@ def keyword_rankings(db, parsed: ParsedQuery, filters: Filters, allowed, depth: 
 
     lists = []
     or_below = limit if tuning.or_below is None else tuning.or_below
-    kinds = indexes.KINDS if filters.speaker is None else ("passage",)
+    kinds = keyword_index.KINDS if filters.speaker is None else ("passage",)
     for kind in kinds:
         operator = tuning.keyword_operator
         hits = rank(kind, operator, depth)
@@ -378,7 +199,7 @@ def _fts5_ranker(db, parsed: ParsedQuery, filters: Filters):
 
 
 def _tantivy_ranker(db, parsed: ParsedQuery, allowed, hidden=None):
-    index = indexes.keyword_index(db)
+    index = keyword_index.keyword_index(db)
     clauses = [tantivy_clause(c) for c in parsed.required()]
 
     def rank(kind: str, operator: str, depth: int) -> list[Hit]:
@@ -400,7 +221,7 @@ def semantic_ranking(db, vector: np.ndarray, model: str, allowed, depth: int,
     """Passages by cosine similarity, best first, of the `allowed` episodes (None: all), never of the `hidden`
     ones: a search for k more than the hidden episodes' passages, those dropped; when they are many, a search
     of every other episode instead."""
-    index = indexes.vector_index(db, model)
+    index = vector_index.vector_index(db, model)
     if not len(index):
         return []
     exact = index.kind == "exact"
@@ -416,11 +237,12 @@ def semantic_ranking(db, vector: np.ndarray, model: str, allowed, depth: int,
         return [h for h in hits if h.ref not in left_out][:k] if left_out else hits
 
     # An approximate index gives REFINE_FACTOR times the candidates; the speaker's are kept before re-scoring.
-    hits = spoken_only(db, rank, speaker, depth if exact else depth * indexes.REFINE_FACTOR)
+    hits = spoken_only(db, rank, speaker, depth if exact else depth * vector_index.REFINE_FACTOR)
     if exact or not hits:
         return hits
-    found = indexes.refine(db, model, vector, indexes.VectorHits(np.array([h.ref for h in hits], dtype=np.int64),
-                                                                  np.array([h.score for h in hits], np.float32)), depth)
+    found = vector_index.refine(db, model, vector,
+                                vector_index.VectorHits(np.array([h.ref for h in hits], dtype=np.int64),
+                                                        np.array([h.score for h in hits], np.float32)), depth)
     return [Hit("passage", int(i), float(s)) for i, s in zip(found.ids, found.scores)]
 
 
@@ -490,33 +312,7 @@ def merge_notes(db, passages: list[Hit], notes: list[Hit], depth: int) -> list[H
 
 # Up to this many passages of unpublished episodes are dropped from a vector search's results (it asks for as many
 # more); above it the search is filtered to the published episodes, as for a show or guest filter.
-HIDDEN_PASSAGES_DROPPED = indexes.EXACT_FILTERED_MAX
-
-_threads = {"users": 0, "before": 1}
-_threads_lock = threading.Lock()
-
-
-@contextmanager
-def one_torch_thread():
-    """Embed one short query on one thread: a sentence gains next to nothing from intra-op threads, while on a
-    busy machine every OpenMP barrier waits for a core (measured: ~1 s instead of ~85 ms per query with two
-    threads under load). The setting is restored once no search is embedding; a no-op until torch is imported."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        yield
-        return
-    with _threads_lock:
-        if _threads["users"] == 0:
-            _threads["before"] = torch.get_num_threads()
-            torch.set_num_threads(1)
-        _threads["users"] += 1
-    try:
-        yield
-    finally:
-        with _threads_lock:
-            _threads["users"] -= 1
-            if _threads["users"] == 0:
-                torch.set_num_threads(_threads["before"])
+HIDDEN_PASSAGES_DROPPED = vector_index.EXACT_FILTERED_MAX
 
 
 # -- fusion ------------------------------------------------------------------------------------------------
@@ -615,7 +411,7 @@ _ROWS_SQL = {
 def materialise(db, hits: list[Hit], parsed: ParsedQuery) -> list[SearchResult]:
     rows: dict[tuple[str, int], tuple] = {}
     terms = QueryTerms.of(parsed)
-    for kind in indexes.KINDS:
+    for kind in keyword_index.KINDS:
         refs = [h.ref for h in hits if h.kind == kind]
         if not refs:
             continue
@@ -651,104 +447,3 @@ def _episode_info(db, episode_ids: set[int]) -> dict[int, dict]:
         f"JOIN shows s ON s.id = e.show_id WHERE e.id IN ({','.join('?' * len(ids))}) AND {PUBLISHED}"
     )
     return {row["id"]: row for row in db.query(sql, ids)}
-
-
-@dataclass(frozen=True)
-class QueryTerms:
-    """What a snippet marks: words whose stem is a query word's stem, or that start with a query prefix."""
-
-    stems: frozenset[str]
-    prefixes: tuple[str, ...]
-
-    @classmethod
-    def of(cls, parsed: ParsedQuery) -> "QueryTerms":
-        stems, prefixes = set(), []
-        for clause in parsed.required():
-            words = list(clause.words)
-            if clause.prefix:
-                prefixes.append(words.pop())
-            for word in words:
-                stems.update(_analyzer().analyze(word))
-        return cls(frozenset(stems), tuple(prefixes))
-
-    @functools.cached_property
-    def candidates(self) -> re.Pattern | None:
-        """Words that may be marked: those beginning like a stem (its last letter dropped, as the stemmer may
-        have changed it: "studi" from "study") or a prefix. `marks` checks each one's stem."""
-        starts = {stem[:-1] if len(stem) > 3 else stem for stem in self.stems if stem} | set(self.prefixes)
-        if not starts:
-            return None
-        alternatives = "|".join(re.escape(start) for start in sorted(starts, key=len, reverse=True))
-        return re.compile(rf"(?<![^\W_])(?:{alternatives})[^\W_]*", re.IGNORECASE)
-
-    def marks(self, text: str) -> list[tuple[int, int]]:
-        """Character spans of the words to mark in `text`."""
-        if self.candidates is None:
-            return []
-        spans = []
-        for match in self.candidates.finditer(text):
-            word = match.group().lower()
-            if _stem(word) in self.stems or (self.prefixes and word.startswith(self.prefixes)):
-                spans.append(match.span())
-        return spans
-
-
-_analyzers: list = []
-
-
-def _analyzer():
-    """Tantivy's English analyzer (lower case + Snowball stemmer), the one its index uses."""
-    if not _analyzers:
-        import tantivy
-
-        _analyzers.append(tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-                          .filter(tantivy.Filter.lowercase()).filter(tantivy.Filter.stemmer("english")).build())
-    return _analyzers[0]
-
-
-_stems: dict[str, str] = {}
-
-
-def _stem(word: str) -> str:
-    """The index's stem of one lower-case word, remembered: snippets meet the same words again and again."""
-    stem = _stems.get(word)
-    if stem is None:
-        if len(_stems) > 200_000:
-            _stems.clear()
-        analysed = _analyzer().analyze(word)
-        stem = _stems[word] = analysed[0] if analysed else ""
-    return stem
-
-
-def snippet(text: str | None, terms: QueryTerms, window: int = SNIPPET_CHARS) -> str:
-    """The part of `text` (about `window` characters, cut between words) with the most query words, HTML-escaped,
-    the words in <mark>."""
-    text = " ".join((text or "").split())
-    spans = terms.marks(text)
-    if not spans:
-        return plain_snippet(text)
-    best, count, j = spans[0][0], 0, 0
-    for i, (first, _) in enumerate(spans):  # the window starting at a marked word that holds the most of them
-        while j < len(spans) and spans[j][1] <= first + window:
-            j += 1
-        if j - i > count:
-            best, count = first, j - i
-    start = max(0, text.rfind(" ", 0, max(0, best - window // 4)) + 1)
-    end = text.find(" ", start + window)
-    end = len(text) if end < 0 else end
-    pieces, cursor = ["…" if start else ""], start
-    for word_start, word_end in spans:
-        if start <= word_start and word_end <= end:
-            pieces.append(html.escape(text[cursor:word_start]))
-            pieces.append("<mark>" + html.escape(text[word_start:word_end]) + "</mark>")
-            cursor = word_end
-    pieces.append(html.escape(text[cursor:end]))
-    pieces.append("…" if end < len(text) else "")
-    return "".join(pieces)
-
-
-def plain_snippet(text: str | None) -> str:
-    text = " ".join((text or "").split())
-    if len(text) > PLAIN_SNIPPET_CHARS:
-        text = text[:PLAIN_SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"
-    return html.escape(text)

@@ -1,4 +1,5 @@
-"""Per-episode record of every pipeline stage: state, attempts, last error, when.
+"""Per-episode record of every pipeline stage: state, attempts, input hash, last error, when; and the one runner
+that keeps it (`run_stage`), used by every stage of ingest/.
 
 A stage is skipped when it is `done` for the same input hash; a `running` row left by a killed process is
 simply run again.
@@ -6,11 +7,51 @@ simply run again.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from contextlib import contextmanager
+from typing import Iterator
+
 import sqlite_utils
 
 from .db import utcnow, write_transaction
+from .errors import PodarchiveError, StageError
 
 RUNNING, DONE, FAILED = "running", "done", "failed"
+
+
+def input_hash(*parts: object, sort_keys: bool = False) -> str:
+    """What a stage ran on: the sha256 of its parts as JSON (a value JSON cannot hold as its str()).
+
+    `sort_keys` orders the keys of dicts among the parts: the stages after the transcript hash theirs sorted, the
+    transcript's stages in their own order, and each keeps the hashes archives already hold."""
+    return hashlib.sha256(json.dumps(list(parts), default=str, sort_keys=sort_keys).encode()).hexdigest()
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line reason for the record: named errors speak for themselves, others get their type."""
+    if isinstance(exc, PodarchiveError):
+        return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+@contextmanager
+def run_stage(db: sqlite_utils.Database, episode_id: int, stage: str, digest: str | None,
+              reraise: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Run one stage of one episode on the record: `running` (one more attempt) with its input hash, then `done`.
+
+    Any failure is recorded (`failed`, with `describe`'s reason) and raised as StageError(stage, cause); one of
+    the `reraise` kinds is raised as it is (a model that cannot load is no single episode's failure). A process
+    killed meanwhile leaves `running`, which the next run simply runs again."""
+    mark_running(db, episode_id, stage, digest)
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - hostile input may break a third-party parser in any way
+        mark_failed(db, episode_id, stage, describe(exc))
+        if isinstance(exc, reraise):
+            raise
+        raise StageError(stage, exc) from exc
+    mark_done(db, episode_id, stage, digest)
 
 
 def get_stage(db: sqlite_utils.Database, episode_id: int, stage: str) -> dict | None:

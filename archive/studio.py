@@ -34,6 +34,7 @@ from .errors import NotFoundError, ValidationError
 from . import work_queue
 from .people import upsert_person
 from .sanitize import notes_plain_text, public_url, render_markdown
+from .vectors import ensure_embeddings
 
 __all__ = [
     "EDITABLE", "EpisodeFields", "Takeaway", "Chapter", "create_show", "create_episode", "update_episode",
@@ -511,15 +512,14 @@ def _published_result(db, episode_id: int) -> dict:
 
 def index_for_search(db: sqlite_utils.Database, episode_id: int, embedder=None) -> dict:
     """Make sure a published episode is in the search indexes; only incremental, cheap work. Returns:
-    keyword: "fts5" (its notes and takeaways are in the FTS5 tables), or "no index" (the archive was never
-    indexed: `podarchive index` makes the tables); side_indexes: for a large archive, "filtered" (the
+    keyword: "fts5" (its notes and takeaways are in the FTS5 tables, which their triggers keep current);
+    side_indexes: for a large archive, "filtered" (the
     episode shows at once; an edit of its text reaches the Tantivy index when it is next rebuilt, in the
     background on the site); passages; notes (its documents for search by meaning: takeaways and notes chunks,
     see archive/note_vectors.py); vectors_added, vectors_missing (of passages and notes, for `embedder`, or the
     default model's name when none is given: nothing is embedded then)."""
-    from . import indexes, note_vectors
+    from . import index_refresh, note_vectors
 
-    has_fts = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'episodes_fts'").fetchone() is not None
     rows = list(db.query("SELECT id, text, content_hash FROM passages WHERE episode_id = ? ORDER BY idx",
                          [episode_id]))
     notes = note_vectors.documents(db, [episode_id])
@@ -527,12 +527,9 @@ def index_for_search(db: sqlite_utils.Database, episode_id: int, embedder=None) 
     missing = _missing_vectors(db, model, rows + notes)
     added = 0
     if embedder is not None and missing:
-        from ingest.index import ensure_embeddings  # no model is loaded by this import: the embedder is given
-
         ensure_embeddings(db, rows + notes, embedder)
         added, missing = missing, _missing_vectors(db, model, rows + notes)
-    return {"keyword": "fts5" if has_fts else "no index",
-            "side_indexes": "filtered" if has_fts and indexes.is_large(db) else None,
+    return {"keyword": "fts5", "side_indexes": "filtered" if index_refresh.is_large(db) else None,
             "passages": len(rows), "notes": len(notes), "vectors_added": added, "vectors_missing": missing}
 
 

@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from archive.db import open_db  # noqa: E402
-from archive.search import get_embedder, search  # noqa: E402
+from archive.query_embedding import get_embedder  # noqa: E402
+from archive.search import search  # noqa: E402
 from archive.transcript_formats import load_segments  # noqa: E402
 
 DATACAST = ROOT.parent / "shared" / "fixtures" / "datacast"

@@ -32,8 +32,10 @@ ARCHIVE = OUT / "datatalks.db"
 def build(path: Path = ARCHIVE, embedder=None, log=print, first: list[str] = (), feed: Path = FEED):
     """Build or finish the archive of `feed` (a local feed file); passages of the episodes with guids in `first` are
     embedded first. bench/twiml_archive.py builds the TWIML archive with the same steps."""
-    from ingest.index import ensure_embeddings, ensure_fts, ensure_note_embeddings
-    from ingest.passages import make_passages, save_passages
+    from archive.fts_tables import ensure_fts
+    from archive.passages import make_passages, save_passages
+    from archive.vectors import ensure_embeddings
+    from ingest.search_index import ensure_note_embeddings
     from ingest.pipeline import IngestOptions, ingest_sources
 
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,8 @@ embedding the whole TWIML corpus, measured rather than extrapolated.
 bench/web_load.py's archive (the TWIML and DataTalks.Club corpora, ingested and indexed with the pipeline and the
 test embedder: bench/out/web_load_fake.db) is copied to bench/out/web_load.db, where every passage gets an
 all-MiniLM-L6-v2 vector: taken from the DataTalks.Club quality archive (bench/out/datatalks.db, same passages,
-same content hashes) where it has one, otherwise embedded here with `ingest.index.ensure_embeddings`, the index
-stage's own code, in its batches. That second part is all of TWIML's passages: it prints their number, the time
+same content hashes) where it has one, otherwise embedded here with `archive.vectors.ensure_embeddings`, the
+embeddings stage's own code, in its batches. That second part is all of TWIML's passages: it prints their number, the time
 and the rate. Takeaways, chapters and topics stay those made with the test embedder (the load bench does not
 judge them). The side indexes are left to be rebuilt by the first search.
 """
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from archive.db import open_db  # noqa: E402
 from archive.embeddings import SentenceTransformerEmbedder  # noqa: E402
-from ingest.index import ensure_embeddings  # noqa: E402
+from archive.vectors import ensure_embeddings  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 

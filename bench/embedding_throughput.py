@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from archive.embeddings import default_embedder  # noqa: E402
-from ingest.passages import make_passages  # noqa: E402
+from archive.passages import make_passages  # noqa: E402
 from ingest.transcript_files import parse_transcript  # noqa: E402
 
 TWIML = ROOT.parent / "shared" / "fixtures" / "corpus" / "twiml_whisper_transcripts"

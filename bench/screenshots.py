@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from archive.db import open_db  # noqa: E402
+from fake_embedder import bench_embedder  # noqa: E402
 
 DATACAST = ROOT.parent / "shared" / "fixtures" / "datacast"
 CHROMIUM = "/usr/bin/chromium"
@@ -55,14 +56,13 @@ def serve(directory: Path):
 def add_datacast(db_path: Path, media_dir: Path, embedder_name: str | None) -> int:
     """Ingest the Datacast feed (audio downloaded and transcribed with Whisper), index it with the archive's
     embedder; returns episode 70's id."""
-    from archive.web.searching import make_embedder
-    from ingest.index import build_index
+    from ingest.index_run import build_index
     from ingest.pipeline import IngestOptions, ingest_sources
 
     base, server = serve(DATACAST)
     db = open_db(db_path)
     report = ingest_sources(db, [f"{base}/feed.xml"], IngestOptions(media_dir=media_dir, index=False, progress=True))
-    index = build_index(db, embedder=make_embedder(embedder_name), progress=True)
+    index = build_index(db, embedder=bench_embedder(embedder_name), progress=True)
     for failure in report.failures + list(index.failures):
         print("ingest failure:", failure)
     episode_id = next(db.query("SELECT id FROM episodes WHERE guid NOT LIKE '%short%' AND show_id = "
@@ -77,7 +77,7 @@ def start_site(db_path: Path, embedder_name: str | None):
 
     from archive.web import create_app
 
-    app = create_app({"DATABASE": str(db_path), "EMBEDDER": embedder_name})
+    app = create_app({"DATABASE": str(db_path), "EMBEDDER": bench_embedder(embedder_name)})
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_port}", server
@@ -218,8 +218,7 @@ def photograph_studio(base: str, ids: dict, out: Path) -> None:
 
 def studio_only(out: Path, embedder_name: str | None) -> None:
     """The studio's pictures from a small archive: Datacast's short feed and a hosted show."""
-    from archive.web.searching import make_embedder
-    from ingest.index import build_index
+    from ingest.index_run import build_index
     from ingest.pipeline import IngestOptions, ingest_sources
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -228,7 +227,7 @@ def studio_only(out: Path, embedder_name: str | None) -> None:
         db = open_db(db_path)
         report = ingest_sources(db, [f"{base}/feed-short.xml"],
                                 IngestOptions(media_dir=Path(tmp) / "media", index=False, progress=True))
-        build_index(db, embedder=make_embedder(embedder_name or "fake"))
+        build_index(db, embedder=bench_embedder(embedder_name or "fake"))
         for failure in report.failures:
             print("ingest failure:", failure)
         db.conn.close()

@@ -70,10 +70,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import datatalks_archive  # noqa: E402
 import twiml_archive  # noqa: E402
-from archive import indexes  # noqa: E402
+from archive import index_refresh  # noqa: E402
 from archive.embeddings import embed_query  # noqa: E402
 from archive.fts import fts5_match, parse_query  # noqa: E402
-from archive.search import DEFAULT_TUNING, get_embedder, search  # noqa: E402
+from archive.query_embedding import get_embedder  # noqa: E402
+from archive.search import DEFAULT_TUNING, search  # noqa: E402
 from metrics import K, METRICS, SETS, by_set, mean_scores, rrf, score_query  # noqa: E402
 
 QUERIES = ROOT / "bench" / "queries_datatalks.json"
@@ -251,14 +252,14 @@ def forced_indexes(db, large: bool):
     """The archive searched with the other kind of index than its size picks (`large`: the size it has). The
     cached indexes are dropped on the way in and out: a vector index built for one size would otherwise be
     served for the other."""
-    saved = indexes.LARGE_ARCHIVE_PASSAGES
-    indexes.LARGE_ARCHIVE_PASSAGES = 10**15 if large else 0
-    indexes.forget(db)
+    saved = index_refresh.LARGE_ARCHIVE_PASSAGES
+    index_refresh.LARGE_ARCHIVE_PASSAGES = 10**15 if large else 0
+    index_refresh.forget(db)
     try:
         yield
     finally:
-        indexes.LARGE_ARCHIVE_PASSAGES = saved
-        indexes.forget(db)
+        index_refresh.LARGE_ARCHIVE_PASSAGES = saved
+        index_refresh.forget(db)
 
 
 def run_corpus(key: str, embedder, args) -> tuple[list[dict], dict[str, list[dict]]]:
@@ -270,7 +271,7 @@ def run_corpus(key: str, embedder, args) -> tuple[list[dict], dict[str, list[dic
     print(f"\n{corpus.name}: {corpus.archive.relative_to(ROOT)}: {episodes} transcribed episodes, {passages} passages, "
           f"embedder {embedder.name}; {len(queries)} queries ({counts}), "
           f"{sum(1 for q in queries if q.get('minutes'))} with judged minutes")
-    large = indexes.is_large(db)
+    large = index_refresh.is_large(db)
     variants = {name: VARIANTS[name] for name in MODES} if args.modes_only else VARIANTS
     started = time.perf_counter()
     baselines = Baselines(db, embedder)

@@ -23,7 +23,7 @@ but 30 episodes (how unpublished episodes are left out once they have more passa
 one); then without a filter over a sweep of nprobe, with and without re-scoring.
 
 Goals (2 cores): keyword p95 <= 20 ms, hybrid p95 <= 50 ms, peak RSS <= 2 GB, and recall@10 against exact search
->= indexes.RECALL_TARGET (0.98) at the default, filtered or not. The last lines printed check each goal.
+>= vector_index.RECALL_TARGET (0.98) at the default, filtered or not. The last lines printed check each goal.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from archive import indexes  # noqa: E402
+from archive import index_refresh, keyword_index, vector_index  # noqa: E402
 from archive.db import open_db  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -103,7 +103,7 @@ def synthesise(count: int, sentences, vectors, noise: float, seed: int = 42):
 
 
 def build(path: Path, count: int, noise: float, model: str) -> dict:
-    from ingest.index import ensure_fts
+    from archive.fts_tables import ensure_fts
 
     timings = {}
     sentences, vectors = load_sources(model)
@@ -143,14 +143,14 @@ def build(path: Path, count: int, noise: float, model: str) -> dict:
     ensure_fts(db)
     timings["fts5_s"] = time.perf_counter() - started
     print(f"FTS5 tables in {timings['fts5_s']:.0f} s", flush=True)
-    if indexes.is_large(db):
+    if index_refresh.is_large(db):
         started = time.perf_counter()
-        indexes.vector_index(db, model)
+        vector_index.vector_index(db, model)
         timings["vector_index_s"] = time.perf_counter() - started
-        print(f"vector index (faiss {indexes.vector_index(db, model).kind}) in {timings['vector_index_s']:.0f} s",
+        print(f"vector index (faiss {vector_index.vector_index(db, model).kind}) in {timings['vector_index_s']:.0f} s",
               flush=True)
         started = time.perf_counter()
-        indexes.keyword_index(db)
+        keyword_index.keyword_index(db)
         timings["keyword_index_s"] = time.perf_counter() - started
         print(f"keyword index (Tantivy) in {timings['keyword_index_s']:.0f} s", flush=True)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -175,7 +175,8 @@ def percentile(values, p) -> float:
 def measure(path: Path, model: str, show_filter: bool) -> dict:
     """Run in a fresh process: load, warm up, time every query in every mode."""
     from archive.embeddings import warm_up
-    from archive.search import get_embedder, search
+    from archive.query_embedding import get_embedder
+    from archive.search import search
 
     db = open_db(path)
     embedder = get_embedder(model if model != "all-MiniLM-L6-v2" else None)
@@ -217,8 +218,8 @@ def exact_top(db, model: str, query_vectors: np.ndarray, filters: dict, k: int =
     first, streaming every vector once (float32 in chunks, so memory stays flat)."""
     best = {name: (np.full((len(query_vectors), k), -np.inf, dtype=np.float32),
                    np.zeros((len(query_vectors), k), dtype=np.int64)) for name in filters}
-    for rows in indexes._vector_rows(db, model):
-        ids, episodes, vectors = indexes._unpack(rows)
+    for rows in vector_index._vector_rows(db, model):
+        ids, episodes, vectors = vector_index._unpack(rows)
         chunk_scores = query_vectors @ vectors.T
         for name, allowed in filters.items():
             scores = chunk_scores
@@ -252,7 +253,8 @@ def recall_filters(db, count: int) -> dict:
 
 
 def ann_recall(path: Path, model: str) -> dict:
-    from archive.search import DEFAULT_TUNING, get_embedder, semantic_text
+    from archive.query_embedding import get_embedder
+    from archive.search import DEFAULT_TUNING, semantic_text
 
     db = open_db(path)
     embedder = get_embedder(model if model != "all-MiniLM-L6-v2" else None)
@@ -262,7 +264,7 @@ def ann_recall(path: Path, model: str) -> dict:
     started = time.perf_counter()
     truth = exact_top(db, model, query_vectors, filters, k=depth)
     exact_s = time.perf_counter() - started
-    index = indexes.vector_index(db, model, large=True)
+    index = vector_index.vector_index(db, model, large=True)
     if index.kind == "exact":
         return {"kind": "exact"}
     # The default, as semantic_ranking searches: depth x REFINE_FACTOR candidates, re-scored, the best depth kept.
@@ -272,8 +274,8 @@ def ann_recall(path: Path, model: str) -> dict:
         for i, vector in enumerate(query_vectors):
             episodes = None if allowed is None else allowed[i]
             started = time.perf_counter()
-            hits = indexes.refine(db, model, vector, index.search(vector, depth * indexes.REFINE_FACTOR, episodes),
-                                  depth)
+            hits = vector_index.refine(db, model, vector,
+                                       index.search(vector, depth * vector_index.REFINE_FACTOR, episodes), depth)
             times.append(time.perf_counter() - started)
             found.append(hits.ids.tolist())
         default[name] = {"recall_at_10": recall_at(10, found, truth[name]),
@@ -285,15 +287,15 @@ def ann_recall(path: Path, model: str) -> dict:
         for refined in (False, True):
             started = time.perf_counter()
             if refined:  # as the default above
-                found = [indexes.refine(db, model, v, index.search(v, depth * indexes.REFINE_FACTOR), depth)
+                found = [vector_index.refine(db, model, v, index.search(v, depth * vector_index.REFINE_FACTOR), depth)
                          .ids.tolist() for v in query_vectors]
             else:
                 found = [index.search(v, 10).ids.tolist() for v in query_vectors]
             elapsed = (time.perf_counter() - started) / len(query_vectors)
             sweep[f"nprobe {nprobe}" + (" + exact re-scoring" if refined else "")] = {
                 "recall_at_10": recall_at(10, found, truth["no filter"]), "ms_per_query": elapsed * 1000}
-    return {"kind": index.kind, "cells": int(index.index.nlist), "default_nprobe": indexes.DEFAULT_NPROBE,
-            "candidates_rescored": depth * indexes.REFINE_FACTOR, "target": indexes.RECALL_TARGET,
+    return {"kind": index.kind, "cells": int(index.index.nlist), "default_nprobe": vector_index.DEFAULT_NPROBE,
+            "candidates_rescored": depth * vector_index.REFINE_FACTOR, "target": vector_index.RECALL_TARGET,
             "default": default, "recall": sweep, "exact_truth_s": exact_s}
 
 

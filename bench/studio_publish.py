@@ -3,7 +3,7 @@ edit brings on a large archive.
 
 Archives: the DataTalks.Club transcripts (/work/shared/fixtures/corpus/datatalksclub_podcast, real text cut into
 the pipeline's passages), `--small` episodes of them (FTS5 and the exact vector search), and all 198 episodes
-`--copies` times over for a large one (past archive.indexes.LARGE_ARCHIVE_PASSAGES: Tantivy and faiss IVF).
+`--copies` times over for a large one (past archive.index_refresh.LARGE_ARCHIVE_PASSAGES: Tantivy and faiss IVF).
 Vectors come from the deterministic FakeEmbedder (384 dimensions, as all-MiniLM-L6-v2): search speed depends on
 their number and size, not their meaning. The draft is one more DataTalks episode with 2 KB of Markdown notes,
 five takeaways and its transcript's passages; `--real-embedder` also times embedding those passages with the
@@ -26,11 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from archive import indexes, studio  # noqa: E402
+from archive import index_refresh, keyword_index, studio, vector_index  # noqa: E402
 from archive.db import open_db  # noqa: E402
-from archive.embeddings import FakeEmbedder  # noqa: E402
 from archive.records import TranscriptSource  # noqa: E402
 from archive.search import search  # noqa: E402
+from fake_embedder import FakeEmbedder  # noqa: E402
 
 DTC = ROOT.parent / "shared" / "fixtures" / "corpus" / "datatalksclub_podcast" / "transcripts"
 OUT = ROOT / "bench" / "out"
@@ -50,14 +50,15 @@ def transcripts() -> list[tuple[str, list]]:
 
 
 def build(path: Path, episodes: list[tuple[str, list]], copies: int, embedder) -> tuple[object, dict]:
-    from ingest.index import ensure_embeddings, ensure_fts
-    from ingest.passages import make_passages, save_passages
+    from archive.fts_tables import ensure_fts
+    from archive.passages import make_passages, save_passages
+    from archive.vectors import ensure_embeddings
     from ingest.transcripts import save_transcript
 
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
     shutil.rmtree(str(path) + ".index", ignore_errors=True)  # side indexes of an earlier run: versions restart
-    indexes.forget()
+    index_refresh.forget()
     db = open_db(path)
     show = db["shows"].insert({"feed_url": "https://example.com/dtc.xml", "title": "DataTalks.Club"}).last_pk
     started = time.perf_counter()
@@ -78,13 +79,13 @@ def build(path: Path, episodes: list[tuple[str, list]], copies: int, embedder) -
     ensure_embeddings(db, rows, embedder)
     ensure_fts(db)
     timings = {"passages": len(rows), "build_s": round(time.perf_counter() - started, 1),
-               "large": indexes.is_large(db)}
+               "large": index_refresh.is_large(db)}
     if timings["large"]:
         started = time.perf_counter()
-        indexes.keyword_index(db)
+        keyword_index.keyword_index(db)
         timings["keyword_index_s"] = round(time.perf_counter() - started, 2)
         started = time.perf_counter()
-        indexes.vector_index(db, embedder.name)
+        vector_index.vector_index(db, embedder.name)
         timings["vector_index_s"] = round(time.perf_counter() - started, 2)
     return db, timings
 
@@ -105,7 +106,7 @@ NOTES = "\n\n".join(
 
 
 def measure(db, embedder, draft_segments, real_embedder=None) -> dict:
-    from ingest.passages import make_passages, save_passages
+    from archive.passages import make_passages, save_passages
     from ingest.transcripts import save_transcript
 
     found: dict = {}
@@ -134,12 +135,12 @@ def measure(db, embedder, draft_segments, real_embedder=None) -> dict:
         found["real_embedder_s"] = round(time.perf_counter() - started, 2)
     result = studio.publish(db, draft, Producer(), embedder=embedder)
     found["publish"] = result
-    if indexes.is_large(db):
+    if index_refresh.is_large(db):
         started = time.perf_counter()
-        indexes.keyword_index(db)  # what the site's background refresh does after the edit (text version moved)
+        keyword_index.keyword_index(db)  # what the site's background refresh does after the edit (text version moved)
         found["keyword_index_refresh_s"] = round(time.perf_counter() - started, 2)
         started = time.perf_counter()
-        indexes.vector_index(db, embedder.name)  # after the draft's vectors were added (vectors version moved)
+        vector_index.vector_index(db, embedder.name)  # after the draft's vectors were added (vectors version moved)
         found["vector_index_refresh_s"] = round(time.perf_counter() - started, 2)
     for mode in ("keyword", "semantic"):
         found[f"{mode}_ms_after_publish"] = median_ms(db, mode, embedder)

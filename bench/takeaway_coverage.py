@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 
 from archive.embeddings import SentenceTransformerEmbedder  # noqa: E402
 from archive.records import Segment  # noqa: E402
-from ingest.passages import make_passages, split_sentences  # noqa: E402
+from archive.passages import make_passages, split_sentences  # noqa: E402
 from ingest.takeaways import offline_takeaways, takeaways_from_notes  # noqa: E402
 
 DATACAST = ROOT.parent / "shared" / "fixtures" / "datacast"

@@ -9,7 +9,7 @@ for every passage with the default embedder, and the FTS5 tables. The judged epi
 Rerunning resumes where a killed run stopped. The episodes have titles but no descriptions or notes.
 
 With 537 episodes of about an hour cut into 45 s passages, this archive should be well over
-indexes.LARGE_ARCHIVE_PASSAGES (20,000), so search uses the side indexes (Tantivy, faiss IVF) on it unless told
+index_refresh.LARGE_ARCHIVE_PASSAGES (20,000), so search uses the side indexes (Tantivy, faiss IVF) on it unless told
 otherwise. Embedding every passage takes a long while on a few CPU cores.
 
     .venv/bin/python bench/twiml_archive.py      # build (or finish building) bench/out/twiml.db

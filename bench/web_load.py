@@ -2,11 +2,13 @@
 
 The archive holds the TWIML (537 episodes) and DataTalks.Club (200 episodes) corpora, ingested once with the
 pipeline into bench/out/web_load.db (kept for later runs; --rebuild makes it again). The site runs as
-`podarchive serve` in its own process on loopback. A writer process keeps writing to the same file meanwhile
-(WAL mode), the way an ingest does: episodes with transcripts and segments ten times a second, passages once a
-second, stage updates. Client threads (httpx) ask for search pages (a mix of topics and modes) and episode
-pages (random transcribed episodes), back to back or with a think time. The run is bounded by --requests and
---max-seconds; the first requests (model load, caches) are made before the clock starts and not counted.
+`podarchive serve` in its own process on loopback (with --embedder fake, this script serves it the same way in a
+process of its own, handing the bench's FakeEmbedder to the app, which ships no fake). A writer process keeps
+writing to the same file meanwhile (WAL mode), the way an ingest does: episodes with transcripts and segments ten
+times a second, passages once a second, stage updates. Client threads (httpx) ask for search pages (a mix of
+topics and modes) and episode pages (random transcribed episodes), back to back or with a think time. The run is
+bounded by --requests and --max-seconds; the first requests (model load, caches) are made before the clock
+starts and not counted.
 
 Run:  .venv/bin/python bench/web_load.py [--clients 20] [--think 0] [--requests 4000] [--max-seconds 120]
       [--embedder fake --db bench/out/web_load_fake.db]   (an archive indexed with the test embedder: quick to build)
@@ -39,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from archive.db import connect, open_db, utcnow  # noqa: E402
+from fake_embedder import FakeEmbedder, bench_embedder  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "fixtures" / "corpus"
 DEFAULT_DB = ROOT / "bench" / "out" / "web_load.db"
@@ -64,8 +67,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 def build_archive(path: Path, embedder_name: str | None = None) -> None:
     """Ingest both corpora's feeds (over loopback HTTP, as any feed) with the pipeline, then index them with
     the given embedder ('fake' for the test embedder; default all-MiniLM-L6-v2)."""
-    from archive.web.searching import make_embedder
-    from ingest.index import build_index
+    from ingest.index_run import build_index
     from ingest.pipeline import IngestOptions, ingest_sources
 
     handler = functools.partial(QuietHandler, directory=str(CORPUS))
@@ -80,7 +82,7 @@ def build_archive(path: Path, embedder_name: str | None = None) -> None:
             db, [f"{base}/datatalksclub_podcast/feed.xml", f"{base}/twiml_whisper_transcripts/feed.xml"],
             IngestOptions(media_dir=Path(media), index=False, progress=True),
         )
-        index = build_index(db, embedder=make_embedder(embedder_name), progress=True)
+        index = build_index(db, embedder=bench_embedder(embedder_name), progress=True)
     db.conn.close()
     server.shutdown()
     print(f"built {path} in {time.perf_counter() - started:.0f} s, ingest failures: {len(report.failures)}, "
@@ -96,13 +98,17 @@ def free_port() -> int:
 def start_site(db_path: Path, embedder_name: str | None, log_path: Path,
                workers: int | None = None) -> tuple[str, subprocess.Popen]:
     port = free_port()
-    command = [str(Path(sys.executable).parent / "podarchive"), "serve", "--db", str(db_path), "--port", str(port)]
+    if embedder_name == "fake":  # this script serves it: see serve_with_fake_embedder
+        command = [sys.executable, __file__, "--db", str(db_path), "--serve-with-fake-embedder", str(port)]
+    else:
+        command = [str(Path(sys.executable).parent / "podarchive"), "serve", "--db", str(db_path), "--port",
+                   str(port)]
+        if not Path(command[0]).exists():
+            command = [sys.executable, "-m", "archive.cli", *command[1:]]
     if workers:
         command += ["--workers", str(workers)]
-    if not Path(command[0]).exists():
-        command = [sys.executable, "-m", "archive.cli", *command[1:]]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    if embedder_name:
+    if embedder_name and embedder_name != "fake":
         env["PODARCHIVE_EMBEDDER"] = embedder_name
     # The server logs every request: to a file, never an unread pipe (a full pipe would stall the server).
     log = open(log_path, "wb")
@@ -117,6 +123,23 @@ def start_site(db_path: Path, embedder_name: str | None, log_path: Path,
             time.sleep(0.2)
     process.kill()
     raise SystemExit(f"the site did not start: {log_path.read_text(errors='replace')[-2000:]}")
+
+
+def serve_with_fake_embedder(db_path: Path, port: int, workers: int | None) -> None:
+    """The site as `podarchive serve --no-worker` runs it (gunicorn; werkzeug's threaded server for one worker),
+    the FakeEmbedder given to create_app. No background worker: nothing is queued in this archive."""
+    from archive.web import create_app
+
+    config = {"DATABASE": str(db_path.resolve()), "EMBEDDER": FakeEmbedder()}
+    workers = workers or max(2, os.cpu_count() or 1)
+    if workers == 1:
+        from werkzeug.serving import run_simple
+
+        run_simple("127.0.0.1", port, create_app(config), threaded=True, use_reloader=False)
+        return
+    from archive.web.server import run_gunicorn
+
+    run_gunicorn(lambda: create_app(config), "127.0.0.1", port, workers)
 
 
 def writer(db_path: str, stop, counts, interval: float, passages_every: int) -> None:
@@ -243,7 +266,7 @@ def descendants(pid: int) -> list[int]:
 
 
 def watch_rebuilds(site_pid: int, stop, rebuilds: list) -> None:
-    """Record when the site's child processes (`python -m archive.indexes ...`) run."""
+    """Record when the site's child processes (`python -m archive.index_refresh ...`) run."""
     running: dict[int, tuple[float, str]] = {}
     while not stop.is_set():
         seen = {}
@@ -252,7 +275,7 @@ def watch_rebuilds(site_pid: int, stop, rebuilds: list) -> None:
                 command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"archive.indexes" in command:
+            if b"archive.index_refresh" in command:
                 seen[pid] = b" ".join(part for part in command[-3:] if part).decode(errors="replace")
         now = time.monotonic()
         for pid, what in seen.items():
@@ -282,7 +305,11 @@ def main() -> None:
     parser.add_argument("--embedder", default=None,
                         help="embedding model of the archive and the site: a model name, or 'fake' (default: "
                              "all-MiniLM-L6-v2)")
+    parser.add_argument("--serve-with-fake-embedder", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_with_fake_embedder:  # the site of a run with --embedder fake (start_site)
+        serve_with_fake_embedder(args.db, args.serve_with_fake_embedder, args.workers)
+        return
 
     if args.rebuild or not args.db.exists():
         for suffix in ("", "-wal", "-shm"):

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from archive.db import open_db, utcnow  # noqa: E402
-from archive.embeddings import FakeEmbedder  # noqa: E402
+from fake_embedder import FakeEmbedder  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 QUERIES = ["feature stores", "data drift monitoring", "hiring engineers", "model evaluation metrics",
@@ -46,7 +46,9 @@ def vocabulary(size: int = 3000, seed: int = 7) -> list[str]:
 
 
 def build(path: Path, episodes: int, transcribed: int, passages: int) -> None:
-    from ingest.index import build_side_indexes, ensure_embeddings, ensure_fts
+    from archive.fts_tables import ensure_fts
+    from archive.vectors import ensure_embeddings
+    from ingest.search_index import build_side_indexes
 
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -114,12 +116,12 @@ def search_figures(client, repeat: int) -> None:
 
 
 def feed_figures(app, client, show_id: int, repeat: int) -> None:
-    from archive.web import feeds
+    from archive.web import show_feeds
 
     url = f"/shows/{show_id}/feed.xml"
 
     def uncached() -> None:
-        feeds.forget_feeds(app)
+        show_feeds.forget_feeds(app)
         assert client.get(url).status_code == 200
 
     first = client.get(url)
@@ -148,9 +150,9 @@ def main() -> None:
         build(args.db, args.episodes, args.transcribed, args.passages)
         print(f"built {args.db} in {time.perf_counter() - start:.0f} s")
     if args.small:
-        from archive import indexes
+        from archive import index_refresh
 
-        indexes.LARGE_ARCHIVE_PASSAGES = 10**9
+        index_refresh.LARGE_ARCHIVE_PASSAGES = 10**9
     from archive.web import create_app
 
     app = create_app({"DATABASE": str(args.db), "EMBEDDER": FakeEmbedder(), "TESTING": True})

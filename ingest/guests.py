@@ -30,11 +30,10 @@ from collections import Counter
 import sqlite_utils
 
 from archive.db import write_transaction
+from archive.passages import split_sentences
 from archive.people import HONORIFICS, clean_name, name_tokens, normalise_name, upsert_person
 from archive.records import PersonRef, Segment
 from archive.studio import producer_fields
-
-from .passages import split_sentences
 
 PARTICLES = {"van", "von", "der", "den", "de", "del", "della", "di", "da", "du", "la", "le", "y", "bin", "al",
              "el", "ten", "ter", "dos", "das", "st"}

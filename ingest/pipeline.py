@@ -1,19 +1,19 @@
 """The ingest pipeline: chains the stages, one feed and one episode at a time.
 
-feeds -> episodes -> (feed transcript | audio -> Whisper) -> index (passages, embeddings, chapters, takeaways,
-guests, FTS). Each stage records its state per episode in `stages` with the hash of its input, so a rerun skips
-what is done and a process killed at any moment resumes where it stopped. A failing feed or episode is recorded
-and skipped; everything else goes on.
+feed -> transcript (the feed's file | audio -> Whisper) -> passages -> embeddings -> understanding -> search
+indexes; the stages after the transcript are the index run's (ingest/index_run.py). Each stage records its state
+per episode in `stages` with the hash of its input (archive/stages.py `run_stage`), so a rerun skips what is done
+and a process killed at any moment resumes where it stopped. A failing feed or episode is recorded and skipped;
+everything else goes on.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 
@@ -24,6 +24,11 @@ from archive.records import TranscriptLink, TranscriptSource
 
 from .http import FetchRules, feed_policy
 from .progress import Progress
+
+if TYPE_CHECKING:
+    from archive.embeddings import Embedder
+
+    from .transcribe import Transcriber, TranscriptionOptions
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +42,8 @@ class IngestOptions:
     index: bool = True
     media_dir: Path = field(default_factory=configured_media_dir)  # the setting the studio's uploads use too
     max_audio_bytes: int = DEFAULT_MAX_AUDIO_BYTES
-    transcription: object | None = None  # ingest.transcribe.TranscriptionOptions; None = defaults
-    embedding_model: str | None = None
+    transcription: TranscriptionOptions | None = None  # of the transcriber made when none is given; None = defaults
+    embedding_model: str | None = None  # of the embedder made when none is given; None = the default model
     progress: bool = False
     fetch: FetchRules = field(default_factory=FetchRules)  # the trust rules' caps, deadline and address widening
     vocabulary_chars: int = 0  # the episode's names given to Whisper as a prompt, at most this long; 0: none (bench/names.py: it hurts tiny.en)
@@ -68,23 +73,29 @@ class IngestReport:
         return not self.failures
 
 
-def sha256_text(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
-
-
 class Pipeline:
-    """Holds what one ingest run shares: the database, HTTP client, lazily loaded models, the report."""
+    """Holds what one ingest run shares: the database, HTTP client, the models, the report.
 
-    def __init__(self, db: sqlite_utils.Database, options: IngestOptions | None = None, client=None, embedder=None):
+    The models are given (the CLI and the worker make them from their settings; tests give fakes); one not given
+    is the real one made from the options: WhisperTranscriber(options.transcription) and
+    SentenceTransformerEmbedder(options.embedding_model). Either loads its model on first use, so a run that
+    transcribes or indexes nothing loads nothing.
+    """
+
+    def __init__(self, db: sqlite_utils.Database, options: IngestOptions | None = None, client=None,
+                 transcriber: Transcriber | None = None, embedder: Embedder | None = None):
+        from archive.embeddings import SentenceTransformerEmbedder
+
         from .http import make_client
+        from .transcribe import WhisperTranscriber
 
         self.db = db
         self.options = options or IngestOptions()
         self.client = client or make_client()
+        self.transcriber = transcriber or WhisperTranscriber(self.options.transcription)
+        self.embedder = embedder or SentenceTransformerEmbedder(self.options.embedding_model)
         self.report = IngestReport()
         self.progress = Progress(enabled=self.options.progress)
-        self._whisper = None
-        self._embedder = embedder  # None: made on first use from options.embedding_model
         self._policies: dict[str, object] = {}
 
     # -- feeds ---------------------------------------------------------------------------------------------
@@ -103,7 +114,7 @@ class Pipeline:
 
     def expand(self, sources: list[str]) -> list:
         """FeedSources for the SOURCEs; an OPML entry the trust rules refuse is recorded as a failure."""
-        from .feeds import expand_sources
+        from .opml import expand_sources
 
         feeds: dict[str, object] = {}
         for source in sources:
@@ -119,7 +130,10 @@ class Pipeline:
 
     def ingest_feed(self, source) -> int | None:
         """Fetch, parse and save one feed (a FeedSource, or a SOURCE string the operator named)."""
-        from .feeds import FeedSource, feed_state, fetch_feed, parse_feed, record_feed_error, save_feed
+        from .feed_fetch import fetch_feed
+        from .feed_parse import parse_feed
+        from .feed_store import feed_state, record_feed_error, save_feed
+        from .opml import FeedSource
 
         source = source if isinstance(source, FeedSource) else FeedSource(source)
         feed_url = source.url
@@ -135,7 +149,7 @@ class Pipeline:
             parsed = parse_feed(fetched.content, fetched.base)
             saved = save_feed(self.db, fetched, parsed)
         except Exception as exc:  # noqa: BLE001 - a hostile feed may break a parser in any way
-            show_id = record_feed_error(self.db, feed_url, describe(exc))  # keyed like fetch_feed's url
+            show_id = record_feed_error(self.db, feed_url, stages.describe(exc))  # keyed like fetch_feed's url
             self.fail(feed_url, "feed", exc)
             return show_id
         for error in parsed.item_errors:
@@ -185,11 +199,11 @@ class Pipeline:
         from .transcripts import fetch_transcript_file, save_transcript
 
         episode_id = episode["id"]
-        input_hash = sha256_text(link.url, link.type)
+        input_hash = stages.input_hash(link.url, link.type)
         if stages.is_done(self.db, episode_id, TRANSCRIPT, input_hash):
             self.report.transcripts_skipped += 1
             return
-        with self.stage(episode_id, TRANSCRIPT, input_hash):
+        with stages.run_stage(self.db, episode_id, TRANSCRIPT, input_hash):
             rules = self.options.fetch
             data, content_type = fetch_transcript_file(link.url, self.client, max_bytes=rules.max_transcript_bytes,
                                                        policy=self.policy(episode), deadline=rules.deadline_seconds)
@@ -203,17 +217,6 @@ class Pipeline:
                 )
                 save_transcript(self.db, episode_id, segments, source)
                 self.report.transcripts_made += 1
-
-    @contextmanager
-    def stage(self, episode_id: int, stage: str, input_hash: str):
-        """Record a stage as running, then done; any failure is recorded and re-raised as StageError."""
-        stages.mark_running(self.db, episode_id, stage, input_hash)
-        try:
-            yield
-        except Exception as exc:  # noqa: BLE001 - hostile input may break a third-party parser in any way
-            stages.mark_failed(self.db, episode_id, stage, describe(exc))
-            raise StageError(stage, exc) from exc
-        stages.mark_done(self.db, episode_id, stage, input_hash)
 
     def same_transcript(self, episode_id: int, source_url: str, content_hash: str) -> bool:
         row = self.db.execute(
@@ -229,7 +232,7 @@ class Pipeline:
         from .audio import download_audio, save_audio
 
         episode_id = episode["id"]
-        input_hash = sha256_text(episode["enclosure_url"], episode["enclosure_length"])
+        input_hash = stages.input_hash(episode["enclosure_url"], episode["enclosure_length"])
         existing = self.db.execute("SELECT * FROM audio WHERE episode_id = ?", [episode_id]).fetchone()
         if stages.is_done(self.db, episode_id, AUDIO, input_hash) and existing and Path(existing[2]).exists():
             return self.db["audio"].get(episode_id)
@@ -237,7 +240,7 @@ class Pipeline:
             stages.mark_done(self.db, episode_id, AUDIO, input_hash)  # a producer's upload: stored already
             return self.db["audio"].get(episode_id)
         dest = self.options.media_dir / str(episode["show_id"]) / f"{episode_id}.audio"
-        with self.stage(episode_id, AUDIO, input_hash):
+        with stages.run_stage(self.db, episode_id, AUDIO, input_hash):
             with self.progress.bar(total=None, desc=f"download {episode['guid'][:30]}", unit="B",
                                    unit_scale=True, leave=False) as bar:
                 downloaded = download_audio(
@@ -248,21 +251,20 @@ class Pipeline:
         return self.db["audio"].get(episode_id)
 
     def transcribe_stage(self, episode: dict, audio: dict) -> None:
-        from .transcribe import transcribe_file
         from .transcripts import save_transcript
 
         episode_id = episode["id"]
-        options = self.transcription_options()
-        input_hash = sha256_text(audio["sha256"], options_fingerprint(options))
+        options = self.transcriber.options
+        input_hash = stages.input_hash(audio["sha256"], options_fingerprint(options))
         if stages.is_done(self.db, episode_id, TRANSCRIBE, input_hash):
             self.report.transcripts_skipped += 1
             return
-        with self.stage(episode_id, TRANSCRIBE, input_hash):
+        with stages.run_stage(self.db, episode_id, TRANSCRIBE, input_hash):
             with self.progress.bar(total=episode["duration"] or None, desc=f"transcribe {episode['guid'][:30]}",
                                    unit="s", leave=False) as bar:
-                segments, source = transcribe_file(
-                    audio["path"], self.with_vocabulary(options, episode_id), model=self.whisper(),
-                    progress=bar.seconds_callback,
+                segments, source = self.transcriber.transcribe(
+                    audio["path"], progress=bar.seconds_callback,
+                    prompt=self.with_vocabulary(options, episode_id).initial_prompt,
                 )
             source.source_url = audio["url"]
             source.content_hash = audio["sha256"]
@@ -282,20 +284,6 @@ class Pipeline:
         prompt = whisper_prompt(episode_vocabulary(self.db, episode_id), self.options.vocabulary_chars)
         return replace(options, initial_prompt=prompt) if prompt else options
 
-    def transcription_options(self):
-        from .transcribe import TranscriptionOptions
-
-        if self.options.transcription is None:
-            self.options.transcription = TranscriptionOptions()
-        return self.options.transcription
-
-    def whisper(self):
-        if self._whisper is None:
-            from .transcribe import load_whisper
-
-            self._whisper = load_whisper(self.transcription_options())
-        return self._whisper
-
     def policy(self, episode: dict):
         """What the URLs of this episode's feed may reach (ingest.trust), worked out once a run per feed."""
         feed_url = self.db.execute("SELECT feed_url FROM shows WHERE id = ?", [episode["show_id"]]).fetchone()[0]
@@ -305,18 +293,11 @@ class Pipeline:
 
     # -- index ---------------------------------------------------------------------------------------------
 
-    def embedder(self):
-        if self._embedder is None:
-            from archive.embeddings import SentenceTransformerEmbedder
-
-            self._embedder = SentenceTransformerEmbedder(self.options.embedding_model)
-        return self._embedder
-
     def build_index(self):
-        from .index import build_index
+        from .index_run import build_index
 
         try:
-            self.report.index = build_index(self.db, self.embedder(), self.index_options(), client=self.client,
+            self.report.index = build_index(self.db, self.embedder, self.index_options(), client=self.client,
                                             progress=self.progress.enabled)
         except PodarchiveError as exc:
             self.fail("index", "index", exc)
@@ -326,22 +307,15 @@ class Pipeline:
         return self.report.index
 
     def index_options(self):
-        from .index import IndexOptions
+        from .index_run import IndexOptions
         from .understand import UnderstandOptions
 
         return IndexOptions(understand=UnderstandOptions(fetch=self.options.fetch))
 
     def fail(self, what: str, stage: str, exc: BaseException | str) -> None:
-        message = exc if isinstance(exc, str) else describe(exc)
+        message = exc if isinstance(exc, str) else stages.describe(exc)
         log.warning("%s: %s failed: %s", what, stage, message)
         self.report.failures.append(Failure(what, stage, message))
-
-
-def describe(exc: BaseException) -> str:
-    """A one-line reason for the record: named errors speak for themselves, others get their type."""
-    if isinstance(exc, PodarchiveError):
-        return str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {exc}"
 
 
 def format_name(fmt: str) -> str:
@@ -364,15 +338,17 @@ def options_fingerprint(options) -> dict:
 
 
 def ingest_sources(db: sqlite_utils.Database, sources: list[str], options: IngestOptions | None = None,
-                   client=None) -> IngestReport:
-    """Ingest feeds (URLs, files, OPML) into the archive. Never raises for one bad feed or episode."""
-    return Pipeline(db, options, client).run(sources)
+                   client=None, transcriber: Transcriber | None = None,
+                   embedder: Embedder | None = None) -> IngestReport:
+    """Ingest feeds (URLs, files, OPML) into the archive. Never raises for one bad feed or episode.
+    Models not given are made from the options (see Pipeline)."""
+    return Pipeline(db, options, client, transcriber, embedder).run(sources)
 
 
-def index_archive(db: sqlite_utils.Database, embedding_model: str | None = None, progress: bool = False,
+def index_archive(db: sqlite_utils.Database, embedder: Embedder | None = None, progress: bool = False,
                   client=None, fetch: FetchRules | None = None):
-    """(Re)build what is missing in the index for every transcribed episode."""
-    options = IngestOptions(embedding_model=embedding_model, progress=progress, fetch=fetch or FetchRules())
-    pipeline = Pipeline(db, options, client)
+    """(Re)build what is missing in the index for every transcribed episode (embedder None: the default model)."""
+    options = IngestOptions(progress=progress, fetch=fetch or FetchRules())
+    pipeline = Pipeline(db, options, client, embedder=embedder)
     pipeline.build_index()
     return pipeline.report

@@ -30,10 +30,10 @@ import numpy as np
 import sqlite_utils
 
 from archive.db import write_transaction
+from archive.passages import split_sentences
 from archive.records import Passage, Takeaway
 from archive.studio import producer_fields
 
-from .passages import split_sentences
 from .topics import STOPWORDS, TopicOptions, keyphrases, phrase_title, topic_segments
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from typing import Callable, Protocol
 from archive.errors import ModelLoadError, PodarchiveError, TranscriptionError
 from archive.records import Segment, TranscriptSource, Word
 
-from .audio import load_audio, probe_audio
+from .audio import load_audio
 
 log = logging.getLogger(__name__)
 
@@ -284,56 +284,38 @@ def _sha256(path: str | Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The interface the pipeline can hold, and a deterministic fake for unit tests
+# The interface the pipeline holds
 
 
 class Transcriber(Protocol):
-    def transcribe(self, path: str | Path, progress: Progress | None = None) -> tuple[list[Segment], TranscriptSource]:
+    """What the pipeline holds to turn an episode's audio into a transcript (tests hold a fake: tests/fakes.py).
+
+    `options` is everything that decides the text; the pipeline hashes it into the transcribe stage's input (so
+    other options make the episodes transcribe again) and reads its `initial_prompt`. `transcribe` promises:
+    - the model loads on the first call, never before (a run that transcribes nothing loads nothing), and a
+      model that cannot load raises ModelLoadError;
+    - segments in time order, inside the audio, text trimmed and none empty;
+    - a TranscriptSource that reports the options the text was made with (`prompt` included), the model, the
+      language and the sha256 of the file;
+    - `progress(seconds done, duration)` as the work goes on, when given;
+    - AudioError for a file that is not (whole) audio, TranscriptionError when decoding fails.
+    `prompt`: text the model reads as the transcript so far (the episode's names); None: the options' own.
+    """
+
+    options: TranscriptionOptions
+
+    def transcribe(self, path: str | Path, progress: Progress | None = None,
+                   prompt: str | None = None) -> tuple[list[Segment], TranscriptSource]:
         ...
 
 
 class WhisperTranscriber:
-    """Transcriber backed by faster-whisper; the model loads on first use."""
+    """The Transcriber of faster-whisper; the model loads on first use, once per process for the same options
+    (`load_whisper`)."""
 
     def __init__(self, options: TranscriptionOptions | None = None):
         self.options = options or TranscriptionOptions()
 
-    def transcribe(self, path, progress=None):
-        return transcribe_file(path, self.options, model=load_whisper(self.options), progress=progress)
-
-
-class FakeTranscriber:
-    """Deterministic stand-in: one segment every `segment_seconds` of the file's real duration, its text cycling
-    through `sentences`. Files that are not audio raise AudioError, as the real one does. Calls are recorded."""
-
-    DEFAULT_SENTENCES = (
-        "Welcome to the show.",
-        "Today we talk about testing machine learning systems.",
-        "Data quality matters more than model choice.",
-        "Thanks for listening.",
-    )
-
-    def __init__(self, sentences: tuple[str, ...] | list[str] = DEFAULT_SENTENCES, segment_seconds: float = 5.0,
-                 fail_for: set[str] | None = None):
-        self.sentences = list(sentences)
-        self.segment_seconds = segment_seconds
-        self.fail_for = set(fail_for or ())
-        self.calls: list[str] = []
-
-    def transcribe(self, path, progress=None):
-        self.calls.append(str(path))
-        if Path(path).name in self.fail_for:
-            raise TranscriptionError(f"fake failure for {Path(path).name}")
-        duration = probe_audio(path)
-        segments, start, index = [], 0.0, 0
-        while start < duration:
-            end = min(start + self.segment_seconds, duration)
-            segments.append(Segment(round(start, 3), round(end, 3), self.sentences[index % len(self.sentences)]))
-            if progress:
-                progress(end, duration)
-            start, index = end, index + 1
-        source = TranscriptSource(source="whisper", format="whisper", model="fake",
-                                  options={"segment_seconds": self.segment_seconds}, language="en",
-                                  content_hash=_sha256(path))
-        return segments, source
-
+    def transcribe(self, path, progress=None, prompt=None):
+        options = replace(self.options, initial_prompt=prompt) if prompt else self.options
+        return transcribe_file(path, options, model=load_whisper(self.options), progress=progress)

@@ -14,12 +14,18 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from archive import work_queue
 from archive.db import open_db
 from archive.lock import ArchiveLockedError, archive_lock
 
 from .pipeline import IngestOptions, IngestReport, Pipeline
+
+if TYPE_CHECKING:
+    from archive.embeddings import Embedder
+
+    from .transcribe import Transcriber
 
 log = logging.getLogger(__name__)
 
@@ -45,26 +51,32 @@ class RoundReport:
 
 
 @dataclass
-class _Models:
-    """What every round of one worker shares: the HTTP client and the embedder (which loads its model on first
-    use), so a busy worker does not load the embedding model again each round."""
+class WorkerModels:
+    """What every round of one worker shares: the HTTP client, the transcriber and the embedder (each loads its
+    model on first use), so a busy worker does not load a model again each round."""
 
     client: object
-    embedder: object
+    transcriber: Transcriber
+    embedder: Embedder
 
     @classmethod
-    def for_options(cls, options: WorkerOptions) -> "_Models":
+    def for_options(cls, options: WorkerOptions) -> WorkerModels:
+        """The real models, made from the worker's settings (`podarchive work`'s options)."""
         from archive.embeddings import SentenceTransformerEmbedder
 
         from .http import make_client
+        from .transcribe import WhisperTranscriber
 
-        return cls(make_client(), SentenceTransformerEmbedder(options.ingest.embedding_model))
+        return cls(make_client(), WhisperTranscriber(options.ingest.transcription),
+                   SentenceTransformerEmbedder(options.ingest.embedding_model))
 
 
-def work_round(db_path: str, options: WorkerOptions | None = None, models: _Models | None = None) -> RoundReport:
-    """One round: scheduled publishing, then up to `options.batch` queued episodes. Never raises for one episode."""
+def work_round(db_path: str, options: WorkerOptions | None = None,
+               models: WorkerModels | None = None) -> RoundReport:
+    """One round: scheduled publishing, then up to `options.batch` queued episodes. Never raises for one episode.
+    models: None makes the real ones from the options."""
     options = options or WorkerOptions()
-    models = models or _Models.for_options(options)
+    models = models or WorkerModels.for_options(options)
     try:
         with archive_lock(db_path, timeout=0, command="work"):
             db = open_db(db_path)
@@ -76,10 +88,10 @@ def work_round(db_path: str, options: WorkerOptions | None = None, models: _Mode
         return RoundReport(locked=True)
 
 
-def _round(db, options: WorkerOptions, models: _Models) -> RoundReport:
+def _round(db, options: WorkerOptions, models: WorkerModels) -> RoundReport:
     from archive.studio import publish_due
 
-    pipeline = Pipeline(db, options.ingest, models.client, embedder=models.embedder)
+    pipeline = Pipeline(db, options.ingest, models.client, models.transcriber, models.embedder)
     report = RoundReport(published=publish_due(db, embedder=models.embedder))
     for episode_id in work_queue.next_episodes(db, options.batch):
         error = _work_on(pipeline, episode_id)
@@ -94,7 +106,7 @@ def _round(db, options: WorkerOptions, models: _Models) -> RoundReport:
 
 def _work_on(pipeline: Pipeline, episode_id: int) -> str | None:
     """Transcribe and index one queued episode; the reason it failed, or None."""
-    from .index import IndexOptions, build_index
+    from .index_run import IndexOptions, build_index
     from .understand import UnderstandOptions
 
     db = pipeline.db
@@ -108,7 +120,7 @@ def _work_on(pipeline: Pipeline, episode_id: int) -> str | None:
     if db.execute("SELECT 1 FROM transcripts WHERE episode_id = ?", [episode_id]).fetchone() is None:
         return "no transcript: the episode has neither audio nor a transcript file"
     options = IndexOptions(episode_ids=[episode_id], understand=UnderstandOptions(fetch=pipeline.options.fetch))
-    index = build_index(db, pipeline.embedder(), options, client=pipeline.client)
+    index = build_index(db, pipeline.embedder, options, client=pipeline.client)
     if index.failures:
         return "; ".join(str(failure[-1]) for failure in index.failures)
     return None
@@ -120,7 +132,7 @@ def run_worker(db_path: str, options: WorkerOptions | None = None, stop: threadi
     options = options or WorkerOptions()
     stop = stop or threading.Event()
     _lower_priority(options.niceness)
-    models = _Models.for_options(options)
+    models = WorkerModels.for_options(options)
     while True:
         report = work_round(db_path, options, models)
         if report.worked:

@@ -1,5 +1,5 @@
 """Small archives for the index and search tests: real DataTalks.Club transcripts, cut short, stored the way the
-pipeline stores them (transcript -> segments -> passages), then embedded and put in FTS by ingest.index."""
+pipeline stores them (transcript -> segments -> passages), then embedded (archive/vectors.py) and put in FTS."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import json
 
 from conftest import SHARED
 
+from archive.fts_tables import ensure_fts
+from archive.passages import load_passage_rows, make_passages, save_passages
 from archive.records import Segment, TranscriptSource
-from ingest.index import ensure_embeddings, ensure_fts
-from ingest.passages import load_passage_rows, make_passages, save_passages
+from archive.vectors import ensure_embeddings
 from ingest.transcript_files import parse_transcript
 from ingest.transcripts import save_transcript
 

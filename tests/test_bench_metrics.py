@@ -122,7 +122,7 @@ def test_baselines_on_a_tiny_archive():
     from search_quality import Baselines, evaluate, summarise
 
     from archive.db import memory_db
-    from archive.embeddings import FakeEmbedder
+    from fakes import FakeEmbedder
     from archive.records import Segment
 
     db = memory_db()

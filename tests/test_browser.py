@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from archive.db import open_db
-from archive.embeddings import FakeEmbedder
 from conftest import serve_directory
+from fakes import FakeEmbedder
 from web_fixtures import DATACAST, ArchiveBuilder, datacast_archive, heading_chapters, make_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -45,7 +45,7 @@ def start_server(app):
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    from ingest.index import build_index
+    from ingest.index_run import build_index
 
     media_base, media_server = serve_directory(DATACAST)
     path = tmp_path_factory.mktemp("browser") / "archive.db"

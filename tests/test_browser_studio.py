@@ -22,7 +22,7 @@ TAKEAWAY_WORD = "okapistripes"
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    from ingest.index import ensure_fts
+    from archive.fts_tables import ensure_fts
 
     path = tmp_path_factory.mktemp("browser-studio") / "archive.db"
     db = open_db(path)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from conftest import SHARED
 
-from archive.embeddings import FakeEmbedder
 from archive.errors import ChaptersError
 from archive.records import Chapter, Passage
+from fakes import FakeEmbedder
 from ingest.chapters import fetch_chapters, fill_ends, generate_chapters, parse_chapters_json, save_chapters
 from ingest.http import make_client
 from ingest.topics import TopicOptions, default_min_seconds, keyphrases, phrase_title, topic_boundaries

@@ -11,14 +11,15 @@ from archive import corrections, producers, stages
 from archive.corrections import (corrections_key, edit_line, preview_replace, rename_speaker, replace_in_transcript,
                                  revert_line, set_speaker, undo)
 from archive.db import connect, open_db
-from archive.embeddings import FakeEmbedder
 from archive.errors import CorrectionError, NotFoundError
+from archive.fts_tables import ensure_fts
+from archive.passages import load_passage_rows, make_passages, save_passages
 from archive.producers import Producer
 from archive.records import Segment, TranscriptSource, Word
 from archive.search import search
 from archive.transcript_formats import load_segments
-from ingest.index import ensure_embeddings, ensure_fts
-from ingest.passages import load_passage_rows, make_passages, save_passages
+from archive.vectors import ensure_embeddings
+from fakes import FakeEmbedder
 from ingest.transcripts import save_transcript
 from web_fixtures import make_app
 
@@ -277,7 +278,7 @@ def test_naming_a_speaker_and_setting_one_line(db, cloud):
 # -- the index run after corrections ------------------------------------------------------------------------
 
 def test_the_next_index_keeps_corrections_and_redoes_only_what_reads_the_text(db, cloud):
-    from ingest.understand import STAGES, understand_episode
+    from ingest.index_run import STAGES, understand_episode
 
     episode, other = cloud["episode"], cloud["other"]
     for episode_id in (episode, other):

@@ -12,7 +12,9 @@ import pytest
 from conftest import SHARED
 
 from archive.errors import FeedParseError
-from ingest.feeds import FetchedFeed, parse_feed, save_feed
+from ingest.feed_fetch import FetchedFeed
+from ingest.feed_parse import parse_feed
+from ingest.feed_store import save_feed
 
 FEEDS = SHARED / "feeds"
 PODCASTPARSER = FEEDS / "edge_cases" / "podcastparser"

@@ -15,18 +15,12 @@ from conftest import SHARED
 
 from archive.errors import FeedError, FeedFetchError, FeedParseError, SourceError
 from ingest import http as pod_http
-from ingest.feeds import (
-    FetchedFeed,
-    canonical_feed_url,
-    expand_sources,
-    feed_state,
-    fetch_feed,
-    html_to_text,
-    parse_duration,
-    parse_feed,
-    record_feed_error,
-    save_feed,
-)
+from ingest.feed_fetch import FetchedFeed, fetch_feed
+from ingest.feed_parse import parse_feed
+from ingest.feed_store import feed_state, record_feed_error, save_feed
+from ingest.feed_values import html_to_text, parse_duration
+from ingest.opml import expand_sources
+from ingest.sources import canonical_feed_url
 
 BASE = "http://example.org/shows/feed.xml"
 

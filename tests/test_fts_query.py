@@ -6,9 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archive.embeddings import FakeEmbedder
 from archive.fts import Clause, fts5_match, parse_query, tantivy_clause, tantivy_query
 from archive.search import search
+from fakes import FakeEmbedder
 from search_helpers import add_episode, add_segments, add_show, index_all
 from archive.records import Segment
 

@@ -27,8 +27,9 @@ from conftest import SHARED
 from ingest import trust
 from ingest.audio import MinimumRate, accepted_audio_type, download_audio, media_type
 from ingest.chapters import fetch_chapters
-from ingest.feeds import expand_sources, fetch_feed
+from ingest.feed_fetch import fetch_feed
 from ingest.http import FetchRules, HttpOptions, fetch_bytes, make_client
+from ingest.opml import expand_sources
 from ingest.pipeline import IngestOptions, ingest_sources
 from ingest.transcripts import fetch_transcript_file
 
@@ -542,8 +543,8 @@ def test_policy_travels_in_every_request_and_defaults_to_strict(monkeypatch):
 
 
 def test_chapters_file_refused_in_the_index_stage_is_recorded(tmp_path, secret):
-    from archive.embeddings import FakeEmbedder
-    from ingest.index import IndexOptions, build_index
+    from fakes import FakeEmbedder
+    from ingest.index_run import IndexOptions, build_index
     from ingest.understand import UnderstandOptions
 
     folder = tmp_path / "show"

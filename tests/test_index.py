@@ -6,12 +6,14 @@ import time
 import numpy as np
 import pytest
 
-from archive import indexes
+from archive import index_refresh, keyword_index, vector_index
 from archive.db import open_db
-from archive.embeddings import FakeEmbedder
 from archive.errors import StageError
+from archive.fts_tables import ensure_fts, rebuild_fts
 from archive.records import Segment
-from ingest.index import build_index, ensure_embeddings, ensure_fts, rebuild_fts
+from archive.vectors import ensure_embeddings
+from fakes import FakeEmbedder
+from ingest.index_run import build_index
 from search_helpers import add_episode, add_segments, add_show, index_all
 
 
@@ -103,6 +105,35 @@ def test_fts_is_idempotent_and_kept_current_by_triggers(db):
     assert len(fts_rowids(db, "passages", '"vector"')) == 1
 
 
+def test_the_fts_migration_keeps_the_tables_an_older_index_made_and_fills_missing_ones(tmp_path, monkeypatch):
+    """Before m012 the index stage made the FTS5 tables (sqlite-utils' enable_fts); an archive never indexed had
+    none. Both migrate to the schema of a new archive, with every row searchable."""
+    from archive import db as store
+    from archive.fts_tables import FTS_TABLES
+
+    names = [name for name, _ in store.MIGRATIONS]
+    paths = {"indexed": tmp_path / "indexed.db", "never indexed": tmp_path / "never.db"}
+    with monkeypatch.context() as before:
+        before.setattr(store, "MIGRATIONS", store.MIGRATIONS[:names.index("m012_full_text_search")])
+        for kind, path in paths.items():
+            db = store.open_db(path)
+            add_episode(db, add_show(db, "Show"), "g1", "Kubernetes operators", notes="We discuss feature stores")
+            if kind == "indexed":
+                for table, columns in FTS_TABLES.items():
+                    db[table].enable_fts(columns, create_triggers=True, tokenize="porter", replace=True)
+            db.conn.close()
+
+    def schema(db):
+        return db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+
+    for path in paths.values():
+        db = store.open_db(path)
+        assert schema(db) == schema(store.memory_db())
+        assert fts_rowids(db, "episodes", '"feature" AND "stores"') == [1]
+        add_episode(db, 1, "g2", "Vector databases")
+        assert fts_rowids(db, "episodes", '"vector"') == [2]
+
+
 def synthetic_vectors(count, dims=48, clusters=40, seed=7):
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(clusters, dims))
@@ -127,8 +158,8 @@ def store_vectors(db, vectors, episodes=4, model="synthetic"):
 def test_ann_agrees_with_exact_search(db):
     vectors = synthetic_vectors(4000)
     episode_ids = store_vectors(db, vectors)
-    exact = indexes.vector_index(db, "synthetic", large=False)
-    ann = indexes.vector_index(db, "synthetic", large=True, rebuild=True)
+    exact = vector_index.vector_index(db, "synthetic", large=False)
+    ann = vector_index.vector_index(db, "synthetic", large=True, rebuild=True)
     assert exact.kind == "exact" and ann.kind == "ivf-pq4fs" and len(ann) == len(exact) == 4000
     rng = np.random.default_rng(1)
     overlap = []
@@ -142,9 +173,9 @@ def test_ann_agrees_with_exact_search(db):
     # allowed vectors one by one (one episode: 1,000) or searches its cells for them (three: 3,000)
     rows = dict(db.execute("SELECT id, episode_id FROM passages").fetchall())
     for allowed in (np.array(episode_ids[:1]), np.array(episode_ids[1:])):
-        assert (len(allowed) * 1000 > indexes.EXACT_FILTERED_MAX) == (len(allowed) == 3)
+        assert (len(allowed) * 1000 > vector_index.EXACT_FILTERED_MAX) == (len(allowed) == 3)
         truth = exact.search(vectors[0], 10, allowed)
-        candidates = ann.search(vectors[0], 10 * indexes.REFINE_FACTOR, allowed)
+        candidates = ann.search(vectors[0], 10 * vector_index.REFINE_FACTOR, allowed)
         for hits in (truth, candidates, top_10(db, ann, vectors[0], allowed)):
             assert {rows[int(i)] for i in hits.ids} <= set(allowed.tolist())
         assert set(top_10(db, ann, vectors[0], allowed).ids.tolist()) == set(truth.ids.tolist())
@@ -152,19 +183,19 @@ def test_ann_agrees_with_exact_search(db):
 
 def top_10(db, ann, query, allowed=None):
     """The approximate index's top 10 as search takes it: more candidates, re-scored with the exact vectors."""
-    return indexes.refine(db, "synthetic", query, ann.search(query, 10 * indexes.REFINE_FACTOR, allowed), 10)
+    return vector_index.refine(db, "synthetic", query, ann.search(query, 10 * vector_index.REFINE_FACTOR, allowed), 10)
 
 
 def test_a_filtered_ann_search_probes_more_cells_the_fewer_vectors_it_may_return(db, monkeypatch):
     store_vectors(db, synthetic_vectors(4000))
-    ann = indexes.vector_index(db, "synthetic", large=True, rebuild=True)
-    assert ann.nprobe == indexes.DEFAULT_NPROBE
+    ann = vector_index.vector_index(db, "synthetic", large=True, rebuild=True)
+    assert ann.nprobe == vector_index.DEFAULT_NPROBE
     cells = ann.index.nlist
-    monkeypatch.setattr(indexes, "EXACT_FILTERED_MAX", 50)
+    monkeypatch.setattr(vector_index, "EXACT_FILTERED_MAX", 50)
     ann.nprobe = 4
     assert ann.filtered_nprobe(4000) == 4  # a filter that leaves nothing out probes as many cells as no filter
     assert ann.filtered_nprobe(3000) == 6  # 4 x 4/3, rounded up
-    assert ann.filtered_nprobe(100) == 4 * indexes.FILTERED_PROBE_FACTOR  # at most FILTERED_PROBE_FACTOR times
+    assert ann.filtered_nprobe(100) == 4 * vector_index.FILTERED_PROBE_FACTOR  # at most FILTERED_PROBE_FACTOR times
     assert ann.filtered_nprobe(50) == cells  # so few that every cell is searched: none of them can be missed
     ann.nprobe = cells
     assert ann.filtered_nprobe(100) == cells  # never more cells than there are
@@ -175,24 +206,24 @@ def test_side_indexes_are_saved_and_rebuilt_when_the_archive_changes(tmp_path, m
     vectors = synthetic_vectors(1200)
     episode_ids = store_vectors(db, vectors)
     ensure_fts(db)
-    monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 1000)
-    built = indexes.vector_index(db, "synthetic")
-    keywords = indexes.keyword_index(db)
+    monkeypatch.setattr(index_refresh, "LARGE_ARCHIVE_PASSAGES", 1000)
+    built = vector_index.vector_index(db, "synthetic")
+    keywords = keyword_index.keyword_index(db)
     assert built.kind == "ivf-pq4fs"
     assert (tmp_path / "big.db.index" / "vectors-synthetic.faiss").exists()
     assert (tmp_path / "big.db.index" / "keywords").is_dir()
 
-    indexes.forget(db)  # a new process: loads what is on disk, builds nothing
-    monkeypatch.setattr(indexes.IVFVectorIndex, "build", lambda *a, **k: pytest.fail("rebuilt a fresh index"))
-    monkeypatch.setattr(indexes.KeywordIndex, "build", lambda *a, **k: pytest.fail("rebuilt a fresh index"))
-    loaded = indexes.vector_index(db, "synthetic")
+    index_refresh.forget(db)  # a new process: loads what is on disk, builds nothing
+    monkeypatch.setattr(vector_index.IVFVectorIndex, "build", lambda *a, **k: pytest.fail("rebuilt a fresh index"))
+    monkeypatch.setattr(keyword_index.KeywordIndex, "build", lambda *a, **k: pytest.fail("rebuilt a fresh index"))
+    loaded = vector_index.vector_index(db, "synthetic")
     assert loaded.version == built.version and loaded is not built
-    assert indexes.keyword_index(db).version == keywords.version
+    assert keyword_index.keyword_index(db).version == keywords.version
     for allowed in (None, episode_ids[:1], episode_ids[1:]):  # loaded, it searches as built, filtered or not
         allowed = None if allowed is None else np.array(allowed)
         assert np.array_equal(loaded.search(vectors[0], 20, allowed).ids, built.search(vectors[0], 20, allowed).ids)
     monkeypatch.undo()
-    monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 1000)
+    monkeypatch.setattr(index_refresh, "LARGE_ARCHIVE_PASSAGES", 1000)
 
     new_vector = synthetic_vectors(1, seed=99)[0]
     episode = db.execute("SELECT min(id) FROM episodes").fetchone()[0]
@@ -202,37 +233,37 @@ def test_side_indexes_are_saved_and_rebuilt_when_the_archive_changes(tmp_path, m
         db["embeddings"].insert({"model": "synthetic", "content_hash": "new", "dims": len(new_vector),
                                  "vector": new_vector.tobytes()})
     new_id = db.execute("SELECT id FROM passages WHERE content_hash = 'new'").fetchone()[0]
-    rebuilt = indexes.vector_index(db, "synthetic")
+    rebuilt = vector_index.vector_index(db, "synthetic")
     assert rebuilt.version > built.version and len(rebuilt) == 1201
     assert new_id in rebuilt.search(new_vector, 5).ids.tolist()
-    assert indexes.keyword_index(db).search(['"zeppelin"'], "passage", 5) == [(new_id, pytest.approx(
-        indexes.keyword_index(db).search(['"zeppelin"'], "passage", 5)[0][1]))]
-    indexes.forget(db)
-    assert indexes.vector_index(db, "synthetic").version == rebuilt.version  # saved again, loads
+    assert keyword_index.keyword_index(db).search(['"zeppelin"'], "passage", 5) == [(new_id, pytest.approx(
+        keyword_index.keyword_index(db).search(['"zeppelin"'], "passage", 5)[0][1]))]
+    index_refresh.forget(db)
+    assert vector_index.vector_index(db, "synthetic").version == rebuilt.version  # saved again, loads
 
 
 def test_a_vector_index_saved_in_another_format_is_rebuilt(tmp_path, monkeypatch):
     db = open_db(tmp_path / "big.db")
     store_vectors(db, synthetic_vectors(1200))
-    built = indexes.vector_index(db, "synthetic", large=True)
+    built = vector_index.vector_index(db, "synthetic", large=True)
     meta = tmp_path / "big.db.index" / "vectors-synthetic.json"
     saved = json.loads(meta.read_text())
-    assert saved["format"] == indexes.VECTOR_FORMAT and saved["kind"] == built.kind == "ivf-pq4fs"
-    meta.write_text(json.dumps({**saved, "format": indexes.VECTOR_FORMAT - 1}))  # as an older version saved it
-    indexes.forget(db)
+    assert saved["format"] == vector_index.VECTOR_FORMAT and saved["kind"] == built.kind == "ivf-pq4fs"
+    meta.write_text(json.dumps({**saved, "format": vector_index.VECTOR_FORMAT - 1}))  # as an older version saved it
+    index_refresh.forget(db)
     builds = []
-    original = indexes.IVFVectorIndex.build.__func__
-    monkeypatch.setattr(indexes.IVFVectorIndex, "build",
+    original = vector_index.IVFVectorIndex.build.__func__
+    monkeypatch.setattr(vector_index.IVFVectorIndex, "build",
                         classmethod(lambda *a, **k: builds.append(1) or original(*a, **k)))
-    assert indexes.vector_index(db, "synthetic", large=True).kind == "ivf-pq4fs" and builds == [1]
-    assert json.loads(meta.read_text())["format"] == indexes.VECTOR_FORMAT
+    assert vector_index.vector_index(db, "synthetic", large=True).kind == "ivf-pq4fs" and builds == [1]
+    assert json.loads(meta.read_text())["format"] == vector_index.VECTOR_FORMAT
 
 
 def test_a_small_large_archive_gets_8_bit_codes(db):
     """Too few vectors to train 4-bit product quantisers (a large archive pruned, or a test's): 8-bit codes."""
-    vectors = synthetic_vectors(indexes.PQ_MIN_VECTORS - 1)
+    vectors = synthetic_vectors(vector_index.PQ_MIN_VECTORS - 1)
     store_vectors(db, vectors)
-    ann = indexes.vector_index(db, "synthetic", large=True)
+    ann = vector_index.vector_index(db, "synthetic", large=True)
     assert ann.kind == "ivf-sq8" and len(ann) == len(vectors)
     passage = db.execute("SELECT id FROM passages WHERE content_hash = 'h5'").fetchone()[0]
     assert int(ann.search(vectors[5], 1).ids[0]) == passage
@@ -266,17 +297,17 @@ def test_build_index_understands_every_episode_and_skips_unchanged_work(db):
 
 
 def test_build_index_goes_on_after_a_failing_episode(db, monkeypatch):
-    import ingest.understand
+    import ingest.index_run
 
     ids = make_transcribed(db)
-    real = ingest.understand.understand_episode
+    real = ingest.index_run.understand_episode
 
     def flaky(db, episode_id, *args, **kwargs):
         if episode_id == ids[1]:
             raise StageError("passages", ValueError("broken transcript"))
         return real(db, episode_id, *args, **kwargs)
 
-    monkeypatch.setattr(ingest.understand, "understand_episode", flaky)
+    monkeypatch.setattr(ingest.index_run, "understand_episode", flaky)
     report = build_index(db, CountingEmbedder())
     assert (report.done, report.failed) == (2, 1)
     assert report.failures[0][0] == "Show / g1" and "broken transcript" in report.failures[0][2]
@@ -296,7 +327,7 @@ def test_side_index_search_matches_fts5_ranking(monkeypatch):
                                    for t in range(0, 300, 30)])
     index_all(db, FakeEmbedder())
     small = search(db, "feature stores", mode="keyword", limit=5)
-    monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 0)
+    monkeypatch.setattr(index_refresh, "LARGE_ARCHIVE_PASSAGES", 0)
     large = search(db, "feature stores", mode="keyword", limit=5)
     assert {r.episode_guid for r in small} == {r.episode_guid for r in large} == {"g1"}
     assert [r.snippet.count("<mark>") > 0 for r in large] == [True] * len(large)
@@ -314,9 +345,9 @@ def topics_archive(monkeypatch):
         episode = add_episode(db, show, f"g{i}", f"Episode {i}")
         add_segments(db, episode, [Segment(0, 30, f"Today: {topic}.")])
     index_all(db, FakeEmbedder())
-    monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 0)
+    monkeypatch.setattr(index_refresh, "LARGE_ARCHIVE_PASSAGES", 0)
     yield db
-    indexes.forget(db)
+    index_refresh.forget(db)
 
 
 def keyword_guids(db, query: str) -> set[str]:
@@ -331,7 +362,7 @@ def passage_guids(db, found) -> set[str]:
 
 
 def test_side_index_one_word_prefix_matches_words_that_begin_with_it(topics_archive):
-    assert indexes.is_large(topics_archive)
+    assert index_refresh.is_large(topics_archive)
     assert keyword_guids(topics_archive, "data") == {"g1"}
     assert keyword_guids(topics_archive, "data*") == {"g0", "g1", "g2"}  # "databases" is stored as "databas"
     assert keyword_guids(topics_archive, "DATABAS*") == {"g0", "g2"}
@@ -340,7 +371,7 @@ def test_side_index_one_word_prefix_matches_words_that_begin_with_it(topics_arch
 
 
 def test_side_index_prefix_clauses_keep_and_or_semantics_and_the_episode_filter(topics_archive):
-    index = indexes.keyword_index(topics_archive)
+    index = keyword_index.keyword_index(topics_archive)
     clauses = ['"data"*', '"pipelines"']
     assert passage_guids(topics_archive, index.search(clauses, "passage", 10, "AND")) == {"g1", "g2"}
     assert passage_guids(topics_archive, index.search(['"databas"*', '"pipelines"'], "passage", 10, "AND")) == {"g2"}
@@ -364,7 +395,7 @@ def test_side_index_prefix_of_regex_syntax_or_odd_unicode_never_raises(topics_ar
 @pytest.mark.parametrize("clause", ['"a.b"*', '"(x"*', '"c++"*', '"da|ta"*', '"\\"*', '"[*"*', '"🎙"*'])
 def test_side_index_escapes_regex_syntax_in_a_prefix_clause(topics_archive, clause):
     """parse_query leaves only letters and digits in a word; the index does not rely on it."""
-    assert indexes.keyword_index(topics_archive).search([clause], "passage", 5) == []
+    assert keyword_index.keyword_index(topics_archive).search([clause], "passage", 5) == []
 
 
 def test_the_site_searches_a_stale_index_while_it_rebuilds_in_the_background(tmp_path):
@@ -383,22 +414,22 @@ def test_the_site_searches_a_stale_index_while_it_rebuilds_in_the_background(tmp
                                  "vector": embedder.embed([text])[0].tobytes()}, replace=True)
 
     add_passage(0, "testing machine learning models")
-    first = indexes.vector_index(db, embedder.name)
+    first = vector_index.vector_index(db, embedder.name)
     assert len(first) == 1
     add_passage(1, "feature stores and data pipelines")
-    with indexes.serving_stale():
-        served = indexes.vector_index(db, embedder.name)
+    with index_refresh.serving_stale():
+        served = vector_index.vector_index(db, embedder.name)
     assert served is first  # no rebuild while the caller waits
     deadline = time.monotonic() + 20
-    key = (indexes.cache_key(db), "vectors", embedder.name)
-    while time.monotonic() < deadline and (len(indexes._cache[key]) != 2 or key in indexes._refreshing):
+    key = (index_refresh.cache_key(db), "vectors", embedder.name)
+    while time.monotonic() < deadline and (len(index_refresh._cache[key]) != 2 or key in index_refresh._refreshing):
         time.sleep(0.05)
-    assert isinstance(indexes._build_seconds[key], float)  # the CPU time it took, not the index it made
+    assert isinstance(index_refresh._build_seconds[key], float)  # the CPU time it took, not the index it made
     add_passage(2, "streaming with kafka")
-    with indexes.serving_stale():  # stale again: the refresh waits in proportion to that time
-        assert len(indexes.vector_index(db, embedder.name)) == 2
-    assert len(indexes.vector_index(db, embedder.name)) == 3
-    indexes.forget(db)
+    with index_refresh.serving_stale():  # stale again: the refresh waits in proportion to that time
+        assert len(vector_index.vector_index(db, embedder.name)) == 2
+    assert len(vector_index.vector_index(db, embedder.name)) == 3
+    index_refresh.forget(db)
 
 
 def large_archive(path, monkeypatch, topics=("relational databases",)):
@@ -409,7 +440,7 @@ def large_archive(path, monkeypatch, topics=("relational databases",)):
         add_segments(db, add_episode(db, show, f"g{i}", f"Episode {i}"), [Segment(0, 30, f"Today: {topic}.")])
     embedder = FakeEmbedder()
     index_all(db, embedder)
-    monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 0)
+    monkeypatch.setattr(index_refresh, "LARGE_ARCHIVE_PASSAGES", 0)
 
     def add_marathons():
         add_segments(db, add_episode(db, show, "new", "New episode"), [Segment(0, 30, "Today: running marathons.")])
@@ -421,87 +452,90 @@ def large_archive(path, monkeypatch, topics=("relational databases",)):
 def test_a_stale_site_takes_the_index_another_process_saved_instead_of_building(tmp_path, monkeypatch):
     db, embedder, add_marathons = large_archive(tmp_path / "shared.db", monkeypatch,
                                                 ["relational databases", "data pipelines"])
-    ours = {"keywords": indexes.keyword_index(db), "vectors": indexes.vector_index(db, embedder.name)}
+    ours = {"keywords": keyword_index.keyword_index(db), "vectors": vector_index.vector_index(db, embedder.name)}
     add_marathons()
     # Another server process rebuilds and saves; this one still holds the old indexes in memory.
-    indexes.keyword_index(db, rebuild=True)
-    indexes.vector_index(db, embedder.name, rebuild=True)
-    keys = {"keywords": (indexes.cache_key(db), "keywords"), "vectors": (indexes.cache_key(db), "vectors", embedder.name)}
+    keyword_index.keyword_index(db, rebuild=True)
+    vector_index.vector_index(db, embedder.name, rebuild=True)
+    keys = {"keywords": (index_refresh.cache_key(db), "keywords"),
+            "vectors": (index_refresh.cache_key(db), "vectors", embedder.name)}
     for name, key in keys.items():
-        indexes._cache[key] = ours[name]
-        indexes._last_refresh.pop(key, None)
-    monkeypatch.setattr(indexes.KeywordIndex, "build", classmethod(lambda *a, **k: 1 / 0))
-    monkeypatch.setattr(indexes.IVFVectorIndex, "build", classmethod(lambda *a, **k: 1 / 0))
-    with indexes.serving_stale():
-        assert indexes.keyword_index(db) is ours["keywords"]
-        assert indexes.vector_index(db, embedder.name) is ours["vectors"]
+        index_refresh._cache[key] = ours[name]
+        index_refresh._last_refresh.pop(key, None)
+    monkeypatch.setattr(keyword_index.KeywordIndex, "build", classmethod(lambda *a, **k: 1 / 0))
+    monkeypatch.setattr(vector_index.IVFVectorIndex, "build", classmethod(lambda *a, **k: 1 / 0))
+    with index_refresh.serving_stale():
+        assert keyword_index.keyword_index(db) is ours["keywords"]
+        assert vector_index.vector_index(db, embedder.name) is ours["vectors"]
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(indexes._cache[k] is ours[n] for n, k in keys.items()):
+    while time.monotonic() < deadline and any(index_refresh._cache[k] is ours[n] for n, k in keys.items()):
         time.sleep(0.05)
-    assert len(indexes._cache[keys["vectors"]]) == 3
-    assert indexes._cache[keys["keywords"]].search(['"marathons"'], "passage", 5)
-    indexes.forget(db)
+    assert len(index_refresh._cache[keys["vectors"]]) == 3
+    assert index_refresh._cache[keys["keywords"]].search(['"marathons"'], "passage", 5)
+    index_refresh.forget(db)
 
 
 def test_background_rebuilds_wait_in_proportion_to_how_long_the_last_one_took(tmp_path, monkeypatch):
     db = open_db(tmp_path / "duty.db")
     key = ("k", "keywords")
     started = []
-    indexes._build_seconds[key] = 10.0  # the last build took 10 s of CPU: the next waits 100 s
-    indexes._last_refresh[key] = time.monotonic() - 60
-    with indexes.serving_stale():
-        assert indexes._serve_stale(db, key, object(), False, started.append)
-    assert started == [] and key not in indexes._refreshing
-    indexes._build_seconds[key] = 1.0  # 10 s: due
-    with indexes.serving_stale():
-        assert indexes._serve_stale(db, key, object(), False, started.append)
+    index_refresh._build_seconds[key] = 10.0  # the last build took 10 s of CPU: the next waits 100 s
+    index_refresh._last_refresh[key] = time.monotonic() - 60
+    with index_refresh.serving_stale():
+        assert index_refresh._serve_stale(db, key, object(), False, started.append)
+    assert started == [] and key not in index_refresh._refreshing
+    index_refresh._build_seconds[key] = 1.0  # 10 s: due
+    with index_refresh.serving_stale():
+        assert index_refresh._serve_stale(db, key, object(), False, started.append)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not started:
         time.sleep(0.05)
     assert len(started) == 1
-    for table in (indexes._build_seconds, indexes._last_refresh):
+    for table in (index_refresh._build_seconds, index_refresh._last_refresh):
         table.pop(key, None)
 
 
 def test_a_stale_large_index_is_rebuilt_in_a_child_process(tmp_path, monkeypatch):
     db, embedder, add_marathons = large_archive(tmp_path / "child.db", monkeypatch)
-    first = indexes.keyword_index(db)
+    first = keyword_index.keyword_index(db)
     add_marathons()
-    key = (indexes.cache_key(db), "keywords")
-    indexes._last_refresh.pop(key, None)
+    key = (index_refresh.cache_key(db), "keywords")
+    index_refresh._last_refresh.pop(key, None)
     built_here = []
-    monkeypatch.setattr(indexes.KeywordIndex, "build", classmethod(lambda *a, **k: built_here.append(1)))
-    with indexes.serving_stale():
-        assert indexes.keyword_index(db) is first
+    monkeypatch.setattr(keyword_index.KeywordIndex, "build", classmethod(lambda *a, **k: built_here.append(1)))
+    with index_refresh.serving_stale():
+        assert keyword_index.keyword_index(db) is first
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and indexes._cache[key] is first:
+    while time.monotonic() < deadline and index_refresh._cache[key] is first:
         time.sleep(0.1)
-    assert indexes._cache[key].version == indexes.search_version(db, "text")
-    assert indexes._cache[key].search(['"marathons"'], "passage", 5) and not built_here
-    assert indexes._build_seconds[key] > 0
-    indexes.forget(db)
+    assert index_refresh._cache[key].version == index_refresh.search_version(db, "text")
+    assert index_refresh._cache[key].search(['"marathons"'], "passage", 5) and not built_here
+    assert index_refresh._build_seconds[key] > 0
+    index_refresh.forget(db)
 
 
 def test_a_new_server_process_starts_from_the_saved_index_however_old(tmp_path, monkeypatch):
     db, embedder, add_marathons = large_archive(tmp_path / "restart.db", monkeypatch)
-    saved = {"keywords": indexes.keyword_index(db).version, "vectors": indexes.vector_index(db, embedder.name).version}
+    saved = {"keywords": keyword_index.keyword_index(db).version,
+             "vectors": vector_index.vector_index(db, embedder.name).version}
     add_marathons()
-    indexes.forget(db)  # as in a process that has not searched yet
-    monkeypatch.setattr(indexes, "STALE_REFRESH_SECONDS", 3600.0)  # no background refresh in this test
-    for key in [(indexes.cache_key(db), "keywords"), (indexes.cache_key(db), "vectors", embedder.name)]:
-        indexes._last_refresh[key] = time.monotonic()
-    monkeypatch.setattr(indexes.KeywordIndex, "build", classmethod(lambda *a, **k: 1 / 0))
-    monkeypatch.setattr(indexes.IVFVectorIndex, "build", classmethod(lambda *a, **k: 1 / 0))
-    with indexes.serving_stale():
-        assert indexes.keyword_index(db).version == saved["keywords"]
-        assert indexes.vector_index(db, embedder.name).version == saved["vectors"]
-    for key in list(indexes._last_refresh):
-        indexes._last_refresh.pop(key)
-    indexes.forget(db)
+    index_refresh.forget(db)  # as in a process that has not searched yet
+    monkeypatch.setattr(index_refresh, "STALE_REFRESH_SECONDS", 3600.0)  # no background refresh in this test
+    for key in [(index_refresh.cache_key(db), "keywords"), (index_refresh.cache_key(db), "vectors", embedder.name)]:
+        index_refresh._last_refresh[key] = time.monotonic()
+    monkeypatch.setattr(keyword_index.KeywordIndex, "build", classmethod(lambda *a, **k: 1 / 0))
+    monkeypatch.setattr(vector_index.IVFVectorIndex, "build", classmethod(lambda *a, **k: 1 / 0))
+    with index_refresh.serving_stale():
+        assert keyword_index.keyword_index(db).version == saved["keywords"]
+        assert vector_index.vector_index(db, embedder.name).version == saved["vectors"]
+    for key in list(index_refresh._last_refresh):
+        index_refresh._last_refresh.pop(key)
+    index_refresh.forget(db)
 
 
 @pytest.mark.parametrize("allowed", [[3, 7, 7, 49], [100], [], [0], list(range(50)), list(range(1, 60, 2))])
 def test_episode_rows_are_the_rows_of_those_episodes(allowed):
     episodes = np.random.default_rng(0).integers(0, 50, 1000)
     wanted = np.asarray(allowed, dtype=np.int64)
-    assert np.array_equal(indexes.EpisodeRows(episodes).positions(wanted), np.flatnonzero(np.isin(episodes, wanted)))
+    assert np.array_equal(vector_index.EpisodeRows(episodes).positions(wanted),
+                          np.flatnonzero(np.isin(episodes, wanted)))

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from archive import indexes, note_vectors, studio
+from archive import index_refresh, note_vectors, studio
 from archive.db import open_db
-from archive.embeddings import FakeEmbedder
+from archive.fts_tables import ensure_fts
 from archive.records import Segment
 from archive.search import search
-from ingest.index import build_index, ensure_fts
+from fakes import FakeEmbedder
+from ingest.index_run import build_index
 from search_helpers import add_episode, add_segments, add_show, index_all
 
 WORD = "axolotlry"  # only in the notes of the episode without a transcript
@@ -44,7 +45,7 @@ def archive(request, tmp_path, monkeypatch):
     with notes and a takeaway but no transcript, indexed by the index stage; "large" ranks passages through the
     side indexes (notes are ranked exactly either way)."""
     if request.param == "large":
-        monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 1)
+        monkeypatch.setattr(index_refresh, "LARGE_ARCHIVE_PASSAGES", 1)
     db = open_db(tmp_path / "archive.db")
     show = add_show(db, "Data Show")
     for i, topic in enumerate(("relational databases and query planners", "feature stores for machine learning")):
@@ -61,10 +62,10 @@ def archive(request, tmp_path, monkeypatch):
     studio.publish(db, episode, ANN)
     embedder = CountingEmbedder()
     build_index(db, embedder)
-    indexes.forget()
+    index_refresh.forget()
     db.episode, db.embedder = episode, embedder
     yield db
-    indexes.forget()
+    index_refresh.forget()
     db.conn.close()
 
 
@@ -165,7 +166,7 @@ def test_a_draft_is_never_found_by_its_notes_and_is_once_published(tmp_path):
         assert search(db, WORD, mode=mode, embedder=embedder)[0].episode_id == draft, mode
     studio.unpublish(db, draft, ANN)
     assert all(r.episode_id != draft for r in search(db, WORD, mode="semantic", embedder=embedder, limit=50))
-    indexes.forget()
+    index_refresh.forget()
 
 
 def test_publish_and_edit_embed_the_notes_the_stale_index_of_a_site_has_not_seen(tmp_path, monkeypatch):
@@ -181,10 +182,11 @@ def test_publish_and_edit_embed_the_notes_the_stale_index_of_a_site_has_not_seen
     stale = note_vectors.note_index(db, embedder.name)
     assert episode not in stale.episodes
     # as if refreshed just now: the stale index keeps serving, with no rebuild in the background
-    monkeypatch.setitem(indexes._last_refresh, (indexes.cache_key(db), "notes", embedder.name), float("inf"))
+    monkeypatch.setitem(index_refresh._last_refresh, (index_refresh.cache_key(db), "notes", embedder.name),
+                        float("inf"))
     try:
         studio.publish(db, episode, ANN, embedder=embedder)
-        with indexes.serving_stale():
+        with index_refresh.serving_stale():
             assert note_vectors.note_index(db, embedder.name) is stale
             assert search(db, WORD, mode="semantic", embedder=embedder)[0].episode_id == episode
             studio.update_episode(db, episode, {"notes_markdown": "About newts."}, ANN, embedder=embedder)
@@ -192,7 +194,7 @@ def test_publish_and_edit_embed_the_notes_the_stale_index_of_a_site_has_not_seen
             assert results[0].episode_id == episode and "newts" in results[0].snippet
             assert note_vectors.ranked(db, embedder.embed([WORD])[0], embedder.name, 10)["episode"][0][1] < 0.5
     finally:
-        indexes.forget()
+        index_refresh.forget()
 
 
 def test_ranked_gives_each_episode_once_at_its_best_chunk(tmp_path, monkeypatch):
@@ -209,12 +211,12 @@ def test_ranked_gives_each_episode_once_at_its_best_chunk(tmp_path, monkeypatch)
     assert found["episode"] == [(episode, pytest.approx(best, abs=1e-5))] and found["takeaway"] == []
     assert note_vectors.ranked(db, embedder.embed([WORD])[0], embedder.name, 10, hidden=np.array([episode])) == {
         "takeaway": [], "episode": []}
-    indexes.forget()
+    index_refresh.forget()
 
 
 def test_ranked_gives_each_episodes_best_notes_chunk_as_context():
     from archive.db import memory_db
-    from ingest.index import ensure_note_embeddings
+    from ingest.search_index import ensure_note_embeddings
 
     embedder = FakeEmbedder()
     db = memory_db()

@@ -4,8 +4,8 @@ import json
 import pytest
 from conftest import SHARED
 
+from archive.passages import ends_sentence, make_passages, save_passages, split_sentences
 from archive.records import Passage, Segment
-from ingest.passages import ends_sentence, make_passages, save_passages, split_sentences
 
 DATATALKS = SHARED / "corpus" / "datatalksclub_podcast"
 

@@ -1,4 +1,5 @@
-"""End-to-end ingest: real feeds over a real local HTTP server, the real Whisper model, the real store."""
+"""End-to-end ingest: real feeds over a real local HTTP server, the real store; the real Whisper model on the
+Datacast clip, the fake transcriber (tests/fakes.py) where a test needs a transcript, not Whisper's."""
 
 import re
 import shutil
@@ -9,6 +10,7 @@ from click.testing import CliRunner
 from archive.cli import cli
 from archive.db import open_db
 from conftest import ROOT, SHARED
+from fakes import FakeTranscriber
 from ingest.pipeline import IngestOptions, ingest_sources
 
 DATACAST = SHARED / "datacast"
@@ -32,6 +34,12 @@ def run_cli(*args, db_path):
 
 def transcript_count(db, show_title=None):
     return db.execute("SELECT COUNT(*) FROM transcripts").fetchone()[0]
+
+
+@pytest.fixture
+def fake_whisper(monkeypatch):
+    """The CLI's transcriber is the fake one."""
+    monkeypatch.setattr("ingest.transcribe.WhisperTranscriber", lambda options=None: FakeTranscriber())
 
 
 @pytest.mark.slow
@@ -111,8 +119,7 @@ def test_rerun_does_no_work_twice_and_writes_no_duplicates(tmp_path):
     assert {t: db[t].count for t in before} == before
 
 
-@pytest.mark.slow
-def test_metadata_only_then_plain_ingest_does_the_rest(tmp_path):
+def test_metadata_only_then_plain_ingest_does_the_rest(tmp_path, fake_whisper):
     db_path = tmp_path / "m.db"
     source = tmp_path / "demo"
     shutil.copytree(ROOT / "demo", source)
@@ -140,7 +147,7 @@ def test_a_broken_feed_fails_alone_and_is_reported(tmp_path):
     assert status.exit_code == 0 and "feed error" in status.output
 
 
-def test_corrupt_and_missing_audio_fail_only_their_episode(serve, tmp_path):
+def test_corrupt_and_missing_audio_fail_only_their_episode(serve, tmp_path, fake_whisper):
     site = tmp_path / "site"
     site.mkdir()
     (site / "corrupt.mp3").write_bytes(b"ID3" + bytes(range(256)) * 40)
@@ -182,7 +189,7 @@ def test_usage_errors_exit_2_and_unknown_guid_is_a_clean_error(tmp_path):
     assert result.exit_code == 1 and "no episode" in result.output
 
 
-def test_transcript_command_prints_every_format(tmp_path):
+def test_transcript_command_prints_every_format(tmp_path, fake_whisper):
     db_path = tmp_path / "t.db"
     run_cli("ingest", "--no-index", str(ROOT / "demo" / "feed.xml"), "--media-dir", str(tmp_path / "m"),
             db_path=db_path)

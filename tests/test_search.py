@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 
 from archive.db import open_db
-from archive.embeddings import FakeEmbedder, SentenceTransformerEmbedder
+from archive.embeddings import SentenceTransformerEmbedder
 from archive.errors import SearchError
 from archive.records import Segment
 from archive.search import SearchTuning, fuse, Hit, search, search_many
+from fakes import FakeEmbedder
 from search_helpers import add_episode, add_person, add_segments, add_show, dtc_segments, index_all
 
 pytestmark = pytest.mark.slow
@@ -218,15 +219,15 @@ def two_voices(monkeypatch):
 @pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
 @pytest.mark.parametrize("large", [False, True])
 def test_speaker_keeps_only_what_that_person_said(two_voices, mode, large, monkeypatch):
-    from archive import indexes
+    from archive import index_refresh
 
     if large:
-        monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 0)
+        monkeypatch.setattr(index_refresh, "LARGE_ARCHIVE_PASSAGES", 0)
     try:
         everyone = search(two_voices, "feature stores", mode=mode, embedder=FakeEmbedder(), limit=20)
         theirs = search(two_voices, "feature stores", mode=mode, embedder=FakeEmbedder(), limit=20, speaker="Ada Byron")
     finally:
-        indexes.forget(two_voices)
+        index_refresh.forget(two_voices)
     assert {r.episode_guid for r in everyone} == {"labelled", "unlabelled", "other"}
     assert {(r.episode_guid, r.speaker) for r in theirs} == {("labelled", "Ada"), ("unlabelled", None)}
     assert all(r.kind == "passage" for r in theirs)
@@ -263,7 +264,7 @@ def test_episode_evidence_counts_an_episodes_first_hits():
 def _context_archive(embedder):
     """Two episodes with the same passage; only one's title and notes are about what the passage says."""
     from archive.db import memory_db
-    from ingest.index import ensure_note_embeddings
+    from ingest.search_index import ensure_note_embeddings
 
     db = memory_db()
     show = add_show(db, "Show")

@@ -3,11 +3,12 @@ every passage, for a host in every episode and for a voice that is rarely the be
 
 import pytest
 
-from archive import indexes
+from archive import index_refresh
 from archive.db import memory_db
-from archive.embeddings import FakeEmbedder
 from archive.records import Segment
-from archive.search import SpokenBy, search
+from archive.search import search
+from archive.search_filters import SpokenBy
+from fakes import FakeEmbedder
 from search_helpers import add_episode, add_segments, add_show, index_all
 
 EPISODES = 30
@@ -33,14 +34,14 @@ def everywhere():
                                     for e in range(1, EPISODES + 1))
     index_all(db, FakeEmbedder())
     yield db
-    indexes.forget(db)
+    index_refresh.forget(db)
 
 
 @pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
 @pytest.mark.parametrize("large", [False, True])
 def test_speaker_in_every_episode(everywhere, mode, large, monkeypatch):
     if large:
-        monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 0)
+        monkeypatch.setattr(index_refresh, "LARGE_ARCHIVE_PASSAGES", 0)
     judged = []
     judge = SpokenBy.judge
     monkeypatch.setattr(SpokenBy, "judge", lambda self, db, refs, verdicts: judged.append(len(refs)) or

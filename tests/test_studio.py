@@ -10,10 +10,10 @@ import pytest
 
 from archive import queries, stages, studio
 from archive.db import open_db
-from archive.embeddings import FakeEmbedder
 from archive.errors import NotEditableError, NotFoundError, ValidationError
 from archive.studio import EpisodeFields, Takeaway
 from conftest import ROOT
+from fakes import FakeEmbedder
 from ingest.pipeline import IngestOptions, Pipeline
 
 
@@ -261,7 +261,7 @@ def test_list_puts_drafts_first_and_says_what_the_pipeline_is_doing(db, show):
 
 
 def test_publish_embeds_notes_and_passages_missing_a_vector_and_reports_the_search_work(db, show):
-    from ingest.index import ensure_fts
+    from archive.fts_tables import ensure_fts
 
     ensure_fts(db)
     episode = draft(db, show, notes_markdown="Notes about zymurgy")
@@ -341,8 +341,7 @@ NOTES_A = ("<p>Lena Brandt on search.</p><h3>Key Takeaways</h3><h3>On fusing ran
 def ingest(db, folder, **feed):
     values = {"title_a": "Search That Understands Meaning", "notes_a": NOTES_A, "title_b": "ML on a Budget", **feed}
     (folder / "feed.xml").write_text(FEED.format(**values))
-    pipeline = Pipeline(db, IngestOptions(media_dir=folder / "media"))
-    pipeline._embedder = FakeEmbedder()
+    pipeline = Pipeline(db, IngestOptions(media_dir=folder / "media"), embedder=FakeEmbedder())
     report = pipeline.run([str(folder / "feed.xml")])
     assert report.ok, report.failures
     return {row["guid"]: row["id"] for row in db.query("SELECT id, guid FROM episodes")}
@@ -379,7 +378,8 @@ def test_a_feed_read_again_keeps_what_the_producer_changed_and_updates_the_rest(
     assert "New feed notes" not in (row_a["notes_text"] or "")
     assert studio.studio_episode(db, a)["fields"]["takeaways"] == edited
 
-    from ingest.understand import UnderstandOptions, understand_episode
+    from ingest.index_run import understand_episode
+    from ingest.understand import UnderstandOptions
 
     understand_episode(db, a, FakeEmbedder(), options=UnderstandOptions(force=True))  # every stage again
     assert studio.studio_episode(db, a)["fields"]["takeaways"] == edited
@@ -390,7 +390,8 @@ def test_the_pipeline_leaves_producer_chapters_and_guests_alone(fed):
     b = ids["studio-b"]
     chapters = [{"title": "Cheaper training", "start": 0.0}, {"title": "Smaller models", "start": 20.0}]
     studio.update_episode(db, b, {"chapters": chapters, "guests": ["Tomas Reyes", "Ana Lima"]}, ANN)
-    from ingest.understand import UnderstandOptions, understand_episode
+    from ingest.index_run import understand_episode
+    from ingest.understand import UnderstandOptions
 
     understand_episode(db, b, FakeEmbedder(), options=UnderstandOptions(force=True))
     got = studio.studio_episode(db, b)["fields"]

@@ -1,12 +1,12 @@
 """The studio's publishing API (archive/web/studio_api.py): scripts write, publish and unpublish episodes with a
 producer's bearer token.
 
-The whole flow runs against a real `podarchive serve` in a subprocess (a producer and tokens made with the CLI,
-requests with httpx): a draft with hostile notes (and no transcript) is invisible to visitors, published it is on
-its page, in search (keyword, and semantic from its notes alone) and in the show's feed, sanitised, an edit of its
-notes is searchable at once, and unpublished it is gone again. The other
-tests use Flask's test client: every refusal (no token 401, another show's token 403, bad JSON 400, hostile
-values 422, bodies too large 413) leaves the archive as it was.
+The whole flow runs against a real server in a subprocess (the site as `podarchive serve --workers 1` runs it,
+given the tests' fake embedder; a producer and tokens made with the CLI, requests with httpx): a draft with
+hostile notes (and no transcript) is invisible to visitors, published it is on its page, in search (keyword, and
+semantic from its notes alone) and in the show's feed, sanitised, an edit of its notes is searchable at once, and
+unpublished it is gone again. The other tests use Flask's test client: every refusal (no token 401, another
+show's token 403, bad JSON 400, hostile values 422, bodies too large 413) leaves the archive as it was.
 """
 
 import hashlib
@@ -29,8 +29,8 @@ from click.testing import CliRunner
 from archive import producers, studio
 from archive.cli import cli
 from archive.db import connect, open_db
+from archive.fts_tables import ensure_fts
 from conftest import ROOT
-from ingest.index import ensure_fts
 from web_fixtures import make_app
 
 WORD = "wombatology"  # in the draft's notes; nowhere else
@@ -129,15 +129,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def podarchive_command() -> list[str]:
-    script = Path(sys.executable).with_name("podarchive")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "archive.cli"]
+# `podarchive serve --workers 1 --no-worker` with the fake embedder, which the site does not ship: the same app and
+# werkzeug's threaded server, the embedder given to create_app.
+SERVE_WITH_FAKE_EMBEDDER = """
+import sys
+from werkzeug.serving import run_simple
+from archive.web import create_app
+from fakes import FakeEmbedder
+
+database, port = sys.argv[1:]
+run_simple("127.0.0.1", int(port), create_app({"DATABASE": database, "EMBEDDER": FakeEmbedder()}), threaded=True,
+           use_reloader=False)
+"""
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    """`podarchive serve --workers 1 --no-worker` on a free port over an archive with two hosted shows (one
-    episode published in the first, so its feed exists), producers and tokens made with the CLI."""
+    """The site served as `podarchive serve --workers 1 --no-worker` does, with the fake embedder, on a free port
+    over an archive with two hosted shows (one episode published in the first, so its feed exists), producers and
+    tokens made with the CLI."""
     folder = tmp_path_factory.mktemp("live")
     path, media = folder / "archive.db", folder / "media"
     db = open_db(path)
@@ -146,7 +156,7 @@ def live(tmp_path_factory):
     studio.publish(db, first, None)
     ensure_fts(db)
     db.conn.close()
-    env = {**os.environ, "PODARCHIVE_EMBEDDER": "fake", "PODARCHIVE_MEDIA_DIR": str(media),
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "PODARCHIVE_MEDIA_DIR": str(media),
            "PODARCHIVE_DB": str(path), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     runner = CliRunner()
     tokens = {}
@@ -160,8 +170,7 @@ def live(tmp_path_factory):
     port = free_port()
     log = open(folder / "serve.log", "wb")
     process = subprocess.Popen(
-        podarchive_command() + ["serve", "--db", str(path), "--host", "127.0.0.1", "--port", str(port),
-                                "--workers", "1", "--no-worker"],
+        [sys.executable, "-c", SERVE_WITH_FAKE_EMBEDDER, str(path.resolve()), str(port)],
         cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90

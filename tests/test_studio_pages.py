@@ -16,9 +16,9 @@ import pytest
 
 from archive import producers, studio, work_queue
 from archive.db import open_db
-from archive.embeddings import FakeEmbedder
 from archive.records import Segment
 from conftest import SHARED
+from fakes import FakeEmbedder
 from web_fixtures import ArchiveBuilder, make_app
 
 JFK_MP3 = SHARED / "audio" / "jfk" / "jfk.mp3"
@@ -27,7 +27,7 @@ HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 @pytest.fixture
 def archive(db_path):
-    from ingest.index import ensure_fts
+    from archive.fts_tables import ensure_fts
 
     db = open_db(db_path)
     build = ArchiveBuilder(db)

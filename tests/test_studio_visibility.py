@@ -8,15 +8,18 @@ from dataclasses import dataclass
 import pytest
 from click.testing import CliRunner
 
-from archive import indexes, note_vectors, queries, studio
+from archive import index_refresh, keyword_index, note_vectors, queries, studio
 from archive.cli import cli
 from archive.db import open_db
-from archive.embeddings import FakeEmbedder
+from archive.fts_tables import ensure_fts
+from archive.passages import make_passages, save_passages
 from archive.records import Segment
-from archive.search import search, unpublished_episodes
+from archive.search import search
+from archive.search_filters import unpublished_episodes
 from archive.transcript_formats import load_segments
-from ingest.index import ensure_embeddings, ensure_fts, ensure_note_embeddings
-from ingest.passages import make_passages, save_passages
+from archive.vectors import ensure_embeddings
+from fakes import FakeEmbedder
+from ingest.search_index import ensure_note_embeddings
 from web_fixtures import ArchiveBuilder, make_app, sample_archive
 
 WORD = "quokkaphile"  # in the draft's notes, a takeaway and its transcript; nowhere else
@@ -39,7 +42,7 @@ def archive(request, tmp_path, monkeypatch):
     too, as the index stage does); "large" searches it through the side indexes (Tantivy, faiss IVF) as an
     archive of 20,000 passages would."""
     if request.param == "large":
-        monkeypatch.setattr(indexes, "LARGE_ARCHIVE_PASSAGES", 1)
+        monkeypatch.setattr(index_refresh, "LARGE_ARCHIVE_PASSAGES", 1)
     path = tmp_path / "archive.db"
     db = open_db(path)
     ids = sample_archive(db).ids
@@ -60,9 +63,9 @@ def archive(request, tmp_path, monkeypatch):
     ensure_embeddings(db, list(db.query("SELECT id, text, content_hash FROM passages")), FakeEmbedder())
     ensure_note_embeddings(db, FakeEmbedder())
     ensure_fts(db)
-    indexes.forget()
+    index_refresh.forget()
     yield db, path, ids, draft
-    indexes.forget()
+    index_refresh.forget()
     db.conn.close()
 
 
@@ -160,7 +163,7 @@ def test_a_draft_shows_nowhere_until_published_and_goes_again_when_unpublished(a
     result = studio.publish(db, draft, ANN, embedder=FakeEmbedder())
     assert result["state"] == "published"
     assert result["search"]["keyword"] == "fts5" and result["search"]["vectors_missing"] == 0
-    assert result["search"]["side_indexes"] == ("filtered" if indexes.is_large(db) else None)
+    assert result["search"]["side_indexes"] == ("filtered" if index_refresh.is_large(db) else None)
     assert unpublished_episodes(db) is None  # every episode published: searches run unfiltered again
     shown = everywhere()
     assert all(shown.values()), [where for where, visible in shown.items() if not visible]
@@ -178,7 +181,7 @@ def test_many_unpublished_documents_are_filtered_rather_than_dropped(archive, mo
 
     db, _, _, draft = archive
     monkeypatch.setattr(search_module, "HIDDEN_PASSAGES_DROPPED", 0)
-    monkeypatch.setattr(indexes, "EXCLUDED_DOCUMENTS_DROPPED", 0)
+    monkeypatch.setattr(keyword_index, "EXCLUDED_DOCUMENTS_DROPPED", 0)
     for mode in ("semantic", "keyword"):
         results = search(db, f"{WORD} island testing data", mode=mode, embedder=FakeEmbedder(), limit=50)
         assert results and all(r.episode_id != draft for r in results), mode
@@ -204,16 +207,16 @@ def test_the_side_indexes_themselves_leave_the_draft_out(archive, monkeypatch, d
     from archive.fts import parse_query, tantivy_clause
 
     db, _, _, draft = archive
-    assert indexes.is_large(db)
-    monkeypatch.setattr(indexes, "EXCLUDED_DOCUMENTS_DROPPED", dropped)
+    assert index_refresh.is_large(db)
+    monkeypatch.setattr(keyword_index, "EXCLUDED_DOCUMENTS_DROPPED", dropped)
     monkeypatch.setattr(search_module, "HIDDEN_PASSAGES_DROPPED", dropped)
     hidden = np.array([draft])
     episode_of = {("passage", r[0]): r[1] for r in db.execute("SELECT id, episode_id FROM passages")}
     episode_of |= {("takeaway", r[0]): r[1] for r in db.execute("SELECT id, episode_id FROM takeaways")}
     episode_of |= {("episode", r[0]): r[0] for r in db.execute("SELECT id FROM episodes")}
-    keywords = indexes.keyword_index(db)
+    keywords = keyword_index.keyword_index(db)
     clauses = [tantivy_clause(c) for c in parse_query(f"{WORD} island testing").required()]
-    for kind in indexes.KINDS:
+    for kind in keyword_index.KINDS:
         everything = {episode_of[(kind, ref)] for ref, _ in keywords.search(clauses, kind, 50, "OR")}
         kept = {episode_of[(kind, ref)] for ref, _ in keywords.search(clauses, kind, 50, "OR",
                                                                         excluded_episodes=hidden)}

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from conftest import SHARED
 
-from archive.embeddings import FakeEmbedder, SentenceTransformerEmbedder
+from archive.embeddings import SentenceTransformerEmbedder
+from archive.passages import make_passages, split_sentences
 from archive.records import Passage, Segment, Takeaway
+from fakes import FakeEmbedder
 from ingest.chapters import generate_chapters
-from ingest.passages import make_passages, split_sentences
 from ingest.topics import TopicOptions
 from ingest.takeaways import (
     LLMOptions, TakeawayOptions, align_in_order, clean_heading, generate_takeaways, informativeness,

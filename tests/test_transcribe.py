@@ -16,9 +16,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _common import normalize, word_error_rate  # noqa: E402
 
 from archive.errors import AudioError, ModelLoadError, TranscriptionError  # noqa: E402
+from fakes import FakeTranscriber  # noqa: E402
 from ingest.audio import load_audio  # noqa: E402
 from ingest.transcribe import (  # noqa: E402
-    FakeTranscriber,
     TranscriptionOptions,
     WhisperTranscriber,
     default_model_path,

@@ -4,13 +4,13 @@ import pytest
 from conftest import SHARED
 
 from archive import stages
-from archive.embeddings import FakeEmbedder
 from archive.errors import NotFoundError, StageError
+from archive.passages import split_sentences
 from archive.records import Segment, TranscriptSource
+from fakes import FakeEmbedder
 from ingest import understand
-from ingest.passages import split_sentences
 from ingest.transcripts import save_transcript
-from ingest.understand import STAGES, understand_episode
+from ingest.index_run import STAGES, understand_episode
 
 DATACAST = SHARED / "datacast"
 

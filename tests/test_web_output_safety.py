@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from archive.db import connect, open_db, utcnow
-from archive.embeddings import FakeEmbedder
 from archive.records import Segment
 from archive.sanitize import public_guid, public_url
 from archive.web.media import media_type
+from fakes import FakeEmbedder
 from web_fixtures import ArchiveBuilder, make_app
 
 NS = {"podcast": "https://podcastindex.org/namespace/1.0", "itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd",
@@ -37,7 +37,7 @@ NEVER = ("javascript:", "vbscript:", "data:text", "data:image", "file:", "/etc/p
 def unsafe(tmp_path_factory):
     """Episodes whose links, images, enclosures and people point where the site must never send anyone, and one
     ingested from a local feed with its audio downloaded."""
-    from ingest.index import build_index
+    from ingest.index_run import build_index
 
     folder = tmp_path_factory.mktemp("unsafe")
     audio = folder / "media" / "local-1.mp3"
@@ -253,7 +253,7 @@ def test_audio_route_sends_a_safe_type_sandboxed(tmp_path, stored, sent):
 
 
 def test_feed_etag_304_and_invalidation(tmp_path, monkeypatch):
-    from archive.web import feeds
+    from archive.web import show_feeds
 
     db = open_db(tmp_path / "archive.db")
     build = ArchiveBuilder(db)
@@ -262,8 +262,8 @@ def test_feed_etag_304_and_invalidation(tmp_path, monkeypatch):
     db.conn.close()
     client = make_app(tmp_path / "archive.db").test_client()
     renders = []
-    build_feed = feeds.build_feed
-    monkeypatch.setattr(feeds, "build_feed", lambda *args: renders.append(1) or build_feed(*args))
+    build_feed = show_feeds.build_feed
+    monkeypatch.setattr(show_feeds, "build_feed", lambda *args: renders.append(1) or build_feed(*args))
     url = f"/shows/{show}/feed.xml"
 
     first = client.get(url)

@@ -8,14 +8,14 @@ import pytest
 from click.testing import CliRunner
 
 from archive.db import open_db
-from archive.embeddings import FakeEmbedder
 from archive.sanitize import clean_snippet
+from fakes import FakeEmbedder
 from web_fixtures import DATACAST_LINES, ArchiveBuilder, make_app, sample_archive
 
 
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory):
-    from ingest.index import build_index
+    from ingest.index_run import build_index
 
     path = tmp_path_factory.mktemp("search") / "archive.db"
     db = open_db(path)
@@ -176,7 +176,7 @@ def test_search_with_the_real_default_embedder(tmp_path):
     """The site's default EMBEDDER (all-MiniLM-L6-v2, bundled) finds a passage by meaning."""
     from archive.embeddings import default_embedder
     from archive.records import Segment
-    from ingest.index import build_index
+    from ingest.index_run import build_index
 
     db = open_db(tmp_path / "real.db")
     build = ArchiveBuilder(db)

@@ -21,8 +21,10 @@ from archive import studio, work_queue
 from archive.db import open_db
 from archive.lock import archive_lock
 from conftest import SHARED
+from fakes import FakeEmbedder, FakeTranscriber
+from ingest.http import make_client
 from ingest.pipeline import IngestOptions
-from ingest.worker import WorkerOptions, work_round
+from ingest.worker import WorkerModels, WorkerOptions, work_round
 
 PODARCHIVE = [sys.executable, "-m", "archive.cli"]
 JFK = SHARED / "audio" / "jfk" / "jfk.mp3"
@@ -107,12 +109,13 @@ def test_an_episode_that_cannot_be_transcribed_fails_with_its_reason(tmp_path, m
     episode_id = studio.create_episode(db, show_id, {"title": "Broken", "notes_markdown": "x",
                                                      "audio_url": str(broken)}, Producer())
     studio.publish(db, episode_id, Producer())
-    report = work_round(str(db_path), worker_options(media))
+    models = WorkerModels(make_client(), FakeTranscriber(), FakeEmbedder())
+    report = work_round(str(db_path), worker_options(media), models)
     assert episode_id in report.failed and "transcribe" in report.failed[episode_id]
     entry = work_queue.queue_entry(db, episode_id)
     assert entry["attempts"] == 1 and entry["last_error"]
     for _ in range(work_queue.MAX_ATTEMPTS):
-        work_round(str(db_path), worker_options(media))
+        work_round(str(db_path), worker_options(media), models)
     assert work_queue.queue_entry(db, episode_id)["gave_up"]  # tried MAX_ATTEMPTS times, then left alone
 
 

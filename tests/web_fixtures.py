@@ -16,10 +16,10 @@ import pytest
 import sqlite_utils
 
 from archive.db import open_db, utcnow
-from archive.embeddings import FakeEmbedder
 from archive.people import normalise_name, slugify
 from archive.records import Segment
 from conftest import SHARED
+from fakes import FakeEmbedder
 
 DTC = SHARED / "corpus" / "datatalksclub_podcast"
 DATACAST = SHARED / "datacast"

@@ -37,9 +37,9 @@ SETTINGS = (
             "How many reverse proxies in front of the site add to X-Forwarded-For: the client address that login "
             "throttling counts is then taken from that header (werkzeug's ProxyFix). 0: the connection's address."),
     Setting("EMBEDDER", lambda: None,
-            "Embedding model for semantic and hybrid search: a sentence-transformers model name or folder, "
-            "'fake' for the deterministic test embedder, or an Embedder object. Default: all-MiniLM-L6-v2, "
-            "loaded on the first search that needs it."),
+            "Embedding model for semantic and hybrid search: a sentence-transformers model name or folder, or an "
+            "Embedder object (archive.embeddings; tests and benches pass their fake to create_app). Default: "
+            "all-MiniLM-L6-v2, loaded on the first search that needs it."),
     Setting("PER_PAGE", lambda: 25, "Episodes per page on the site and the default page size of the API."),
     Setting("MAX_PER_PAGE", lambda: 100, "Largest per_page the API accepts."),
     Setting("SEARCH_LIMIT", lambda: 40, "Most moments a search page or API call returns."),
@@ -86,7 +86,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["TRUSTED_PROXIES"]))
 
-    from . import api, auth, db, errors, exports, feeds, filters, pages, studio_api, urls
+    from . import api, auth, db, errors, exports, filters, pages, show_feeds, studio_api, urls
 
     urls.init_app(app)
     db.init_app(app)
@@ -96,7 +96,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(exports.bp)
-    app.register_blueprint(feeds.bp)
+    app.register_blueprint(show_feeds.bp)
     app.register_blueprint(studio_api.bp)
     from . import studio  # the studio's pages (/studio): after auth, whose login_required and CSRF they use
 

@@ -32,7 +32,7 @@ def show_json(row: dict) -> dict:
         "source_feed_url": public_url(row["feed_url"]),
         "episode_count": row["episode_count"],
         "url": external_url("pages.show", show_id=row["id"]),
-        "feed_url": external_url("feeds.show_feed", show_id=row["id"]),
+        "feed_url": external_url("show_feeds.show_feed", show_id=row["id"]),
         "api_url": external_url("api.show", show_id=row["id"]),
     }
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from flask import Flask, current_app, request
 from markupsafe import Markup
 
-from archive.embeddings import Embedder, FakeEmbedder, warm_up
+from archive.embeddings import Embedder, warm_up
 from archive.errors import ModelLoadError, SearchError
 from archive.records import SearchResult
 from archive.sanitize import clean_snippet, public_guid
@@ -35,12 +35,11 @@ class SearchProblem(Exception):
 
 
 def make_embedder(setting) -> Embedder:
-    """EMBEDDER setting -> an embedder: a model name (or none: the default) shares the search module's
-    process-wide instance, so the CLI and any number of apps load a model once."""
-    if isinstance(setting, str) and setting == "fake":
-        return FakeEmbedder()
+    """EMBEDDER setting -> an embedder: a model name (or none: the default) shares archive.query_embedding's
+    process-wide instance, so the CLI and any number of apps load a model once; an Embedder object (a test's
+    fake, a bench's) is used as it is."""
     if not setting or isinstance(setting, str):
-        from archive.search import get_embedder as shared_embedder
+        from archive.query_embedding import get_embedder as shared_embedder
 
         return shared_embedder(setting or None)
     return setting
@@ -69,7 +68,7 @@ def loaded_embedder(app: Flask | None = None) -> Embedder:
 
 def run_search(db, query: str, mode: str, *, show=None, guest=None, since=None, until=None,
                limit: int = 40, speaker=None) -> list[SearchResult]:
-    from archive.indexes import serving_stale
+    from archive.index_refresh import serving_stale
     from archive.search import search
 
     try:

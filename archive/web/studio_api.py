@@ -246,7 +246,7 @@ def shows():
             "episodes": {"total": row["episodes"], "draft": row["drafts"], "scheduled": row["scheduled"],
                          "published": row["published"]},
             "url": external_url("pages.show", show_id=row["id"]),
-            "feed_url": external_url("feeds.show_feed", show_id=row["id"]),
+            "feed_url": external_url("show_feeds.show_feed", show_id=row["id"]),
             "episodes_url": external_url("studio_api.show_episodes", show_id=row["id"]),
         } for row in rows],
     })

@@ -32,7 +32,7 @@ from .filters import parse_iso, show_name
 from .media import enclosure
 from .urls import external_url, site_root
 
-bp = Blueprint("feeds", __name__)
+bp = Blueprint("show_feeds", __name__)
 
 NAMESPACES = {
     "itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd",
@@ -94,7 +94,7 @@ def build_feed(db, show: dict, limit: int) -> ET.Element:
     add(channel, "title", show_name(show))
     add(channel, "link", external_url("pages.show", show_id=show["id"]))
     add(channel, "description", clean_notes(show["description"]))
-    add(channel, "atom:link", href=external_url("feeds.show_feed", show_id=show["id"]), rel="self",
+    add(channel, "atom:link", href=external_url("show_feeds.show_feed", show_id=show["id"]), rel="self",
         type="application/rss+xml")
     if show["language"]:
         add(channel, "language", show["language"])
@@ -208,7 +208,7 @@ class FeedCache:
             self.feeds.clear()
 
 
-_CACHE_KEY = "podarchive.feeds"
+_CACHE_KEY = "podarchive.show_feeds"
 
 
 def feed_cache(app: Flask) -> FeedCache:
