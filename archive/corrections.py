@@ -11,18 +11,18 @@ transaction; rows left as they were keep their ids, and the FTS5 triggers re-ind
 changed passages with the `embedder` the caller has (none given: `podarchive index` embeds them later).
 
 Word timings (`segments.words`): a speaker change keeps them; an edited line's words are re-aligned to the new
-text (words left as they were keep their times, new words share the time of the words they replace), or dropped
-when the stored words did not spell the line.
+text (archive/transcript_alignment.py: words left as they were keep their times, new words share the time of the
+words they replace), or dropped when the stored words did not spell the line.
 
 A new machine transcript (the feed's file changed, Whisper ran again) replaces the segments; `carry_over`
-(called by `ingest.transcripts.save_transcript`, in its transaction) replays every correction still applied, in
+(called by `archive.transcript_store.save_transcript`, in its transaction) replays every correction still applied, in
 order, on the new lines:
 
 * replace everywhere: on the whole new transcript;
 * a speaker renamed: the new transcript's label whose lines overlap most with the renamed lines (the same label
   in an untimed transcript);
-* a line's edit: on the new line with the same times (within TIME_SLACK) and the same machine text; a line's
-  speaker, or a replace in chosen places: on the new line with the same times;
+* a line's edit: on the new line with the same times (within TIME_SLACK, archive/transcript_alignment.py) and the
+  same machine text; a line's speaker, or a replace in chosen places: on the new line with the same times;
 * a line brought back to the machine's text: that line of the new transcript, as the machine made it.
 
 A correction that finds no place in the new transcript is kept as `lapsed`, with a note saying why, and shown
@@ -33,7 +33,6 @@ No Flask here, and no model: the embedder is the caller's.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -42,22 +41,22 @@ from typing import Iterable
 import sqlite_utils
 
 from .db import utcnow, write_transaction
-from .episode_fields import MAX_NAME_CHARS, clean_text
+from .episode_fields import MAX_NAME_CHARS, check_text
 from .errors import CorrectionError, NotFoundError, ValidationError
 from .passages import make_passages, save_passages
+from .timefmt import clock
+from .transcript_alignment import UNMATCHED, line_for, realign_words, renamed_label
 
 EDIT, SPEAKER, REPLACE, REVERT, UNDO = "edit", "speaker", "replace", "revert", "undo"
 APPLIED, UNDONE, LAPSED = "applied", "undone", "lapsed"
 MAX_LINE_CHARS = 5000
 MAX_FIND_CHARS = 200
 CONTEXT_CHARS = 60  # each side of a place in a preview
-TIME_SLACK = 0.5  # seconds: a line of a new transcript stands for an old one when both ends are this close
 _KEEP = object()  # a line's field left as it is
 
 __all__ = [
     "edit_line", "set_speaker", "rename_speaker", "preview_replace", "replace_in_transcript", "undo",
     "revert_line", "corrections", "correction", "transcript_lines", "speakers", "corrections_key", "carry_over",
-    "realign_words",
 ]
 
 
@@ -127,8 +126,7 @@ def corrections_key(db: sqlite_utils.Database, episode_id: int) -> str | None:
 
 
 def _clock(seconds: float | None) -> str:
-    total = int(seconds or 0)
-    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
+    return clock(seconds or 0, hours=True)
 
 
 def _summary(row: dict, details: dict, changes: list[dict]) -> str:
@@ -231,7 +229,7 @@ def _record(db, episode_id: int, transcript_id: int, producer, action: str, deta
 
 def _rebuild_passages(db, episode_id: int) -> None:
     """The episode's passages made again from its segments (rows left as they were keep their ids)."""
-    from .transcript_formats import load_segments
+    from .transcript_store import load_segments
 
     save_passages(db, episode_id, make_passages(load_segments(db, episode_id)))
 
@@ -240,7 +238,7 @@ def _refresh_search(db, episode_id: int, embedder) -> dict:
     """Vectors for the changed passages (with `embedder`), and no cached index of a small archive left stale in
     this process (a large archive's side indexes are rebuilt in the background, as after any write)."""
     from . import index_refresh
-    from .studio import index_for_search
+    from .episode_indexing import index_for_search
 
     result = index_for_search(db, episode_id, embedder)
     if not index_refresh.is_large(db):
@@ -260,7 +258,7 @@ def _commit(db, episode_id: int, transcript_id: int, producer, action: str, deta
 
 def _clean(value, what: str, limit: int, required: bool) -> str | None:
     try:
-        return clean_text(value, what, limit, required=required)
+        return check_text(value, what, limit, required=required)
     except ValidationError as exc:
         raise CorrectionError(f"The {what} {exc.message}.") from exc
 
@@ -495,85 +493,7 @@ def revert_line(db: sqlite_utils.Database, episode_id: int, idx: int, producer, 
     return correction_id
 
 
-# -- word timings -------------------------------------------------------------------------------------------
-
-def realign_words(words_json: str | None, old_text: str, new_text: str) -> str | None:
-    """`segments.words` for a line whose text changed from `old_text` to `new_text`: words left as they were keep
-    their times and probability (a change of letter case included), new words share the span of the words they
-    replace (a word inserted gets the time where it goes, no length). None when there were no words, or when they
-    did not spell the old text (they could not be placed)."""
-    if not words_json:
-        return None
-    try:
-        words = [w for w in json.loads(words_json) if str(w.get("word", "")).strip()]
-    except (ValueError, TypeError, AttributeError):
-        return None
-    old_tokens = [str(w["word"]).strip() for w in words]
-    new_tokens = new_text.split()
-    if not words or old_tokens != old_text.split() or not new_tokens:
-        return None
-    lead = " " if str(words[0]["word"]).startswith(" ") else ""
-    matcher = difflib.SequenceMatcher(None, [t.lower() for t in old_tokens], [t.lower() for t in new_tokens],
-                                      autojunk=False)
-    out: list[dict] = []
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op == "equal":
-            for k in range(i2 - i1):
-                word = dict(words[i1 + k])
-                word["word"] = (" " if str(word["word"]).startswith(" ") else "") + new_tokens[j1 + k]
-                out.append(word)
-        elif op in ("replace", "insert"):
-            if i2 > i1:
-                begin, finish = float(words[i1]["start"]), float(words[i2 - 1]["end"])
-            else:
-                begin = finish = float(words[i1 - 1]["end"] if i1 > 0 else words[0]["start"])
-            tokens = new_tokens[j1:j2]
-            total = sum(len(t) for t in tokens)
-            cursor = begin
-            for token in tokens:
-                share = (finish - begin) * len(token) / total
-                out.append({"word": lead + token, "start": round(cursor, 3), "end": round(cursor + share, 3),
-                            "probability": None})
-                cursor += share
-    return json.dumps(out, ensure_ascii=False)
-
-
 # -- a new machine transcript -------------------------------------------------------------------------------
-
-def _same_times(line: dict, change: dict) -> bool:
-    return abs(line["start"] - change["start"]) <= TIME_SLACK and abs(line["end"] - change["end"]) <= TIME_SLACK
-
-
-def _folded(text: str | None) -> str:
-    return " ".join((text or "").split()).casefold()
-
-
-def _line_for(lines: list[dict], change: dict, same_text: bool) -> dict | None:
-    for line in lines:
-        if _same_times(line, change) and (not same_text or _folded(line["text"]) == _folded(change["machine"][0])):
-            return line
-    return None
-
-
-def _renamed_label(lines: list[dict], changes: list[dict], old: str | None) -> str | None | object:
-    """The new transcript's label for the speaker renamed in `changes`: the one whose lines overlap most with the
-    renamed lines (`old` itself in an untimed transcript); _KEEP when no line overlaps."""
-    timed = any(line["end"] > 0 for line in lines) and any(c["end"] > 0 for c in changes)
-    if old is None or not timed:
-        return old if any((line["speaker"] or None) == old for line in lines) else _KEEP
-    overlap: dict[str, float] = {}
-    for line in lines:
-        if not line["speaker"]:
-            continue  # a transcript without speakers gives no one a name
-        for change in changes:
-            seconds = min(line["end"], change["end"]) - max(line["start"], change["start"])
-            if seconds > 0:
-                overlap[line["speaker"]] = overlap.get(line["speaker"], 0.0) + seconds
-    if not overlap:
-        return _KEEP
-    best = max(overlap, key=overlap.get)
-    return best if overlap[best] >= sum(overlap.values()) / 2 else _KEEP  # no clear match: lapse
-
 
 def _replay(db, transcript_id: int, lines: list[dict], row: dict) -> tuple[list[dict], str]:
     """One correction made again on a new transcript's lines: (changes, note)."""
@@ -583,12 +503,12 @@ def _replay(db, transcript_id: int, lines: list[dict], row: dict) -> tuple[list[
         if details.get("chosen") is None:
             changes, _ = _replace_lines(db, transcript_id, lines, pattern, details["replace"], None)
             return changes, f"“{details['find']}” is not in the new transcript"
-        targets = [line for line in (_line_for(lines, c, False) for c in old_changes) if line]
+        targets = [line for line in (line_for(lines, c, False) for c in old_changes) if line]
         changes, _ = _replace_lines(db, transcript_id, targets, pattern, details["replace"], None)
         return changes, f"no line of the new transcript at the chosen places has “{details['find']}”"
     if action == SPEAKER and details.get("idx") is None:
-        label = _renamed_label(lines, old_changes, details.get("old"))
-        if label is _KEEP:
+        label = renamed_label(lines, old_changes, details.get("old"))
+        if label is UNMATCHED:
             return [], "no line of the new transcript is where the renamed speaker spoke"
         changes = [_write_line(db, transcript_id, line, speaker=details.get("new"))
                    for line in lines if (line["speaker"] or None) == label]
@@ -596,14 +516,14 @@ def _replay(db, transcript_id: int, lines: list[dict], row: dict) -> tuple[list[
     changes = []
     for old in old_changes:
         if action == EDIT:
-            line = _line_for(lines, old, True)
+            line = line_for(lines, old, True)
             speaker = old["speaker"][1] if old["speaker"][0] != old["speaker"][1] else _KEEP  # the new labels
             change = line and _write_line(db, transcript_id, line, old["text"][1], speaker)
         elif action == SPEAKER:
-            line = _line_for(lines, old, False)
+            line = line_for(lines, old, False)
             change = line and _write_line(db, transcript_id, line, speaker=old["speaker"][1])
         else:  # REVERT: the new line as the machine made it
-            line = _line_for(lines, old, False)
+            line = line_for(lines, old, False)
             machine = line and _machine(db, transcript_id, line)
             change = machine and _write_line(db, transcript_id, line, machine["text"], machine["speaker"],
                                              machine["words"])

@@ -17,7 +17,6 @@ from typing import Callable, Iterator
 
 import sqlite_utils
 
-DEFAULT_DB = "podarchive.db"
 
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = []
 
@@ -30,10 +29,6 @@ def migration(fn: Callable[[sqlite_utils.Database], None]):
 
 def utcnow() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
-def default_db_path() -> str:
-    return os.environ.get("PODARCHIVE_DB") or DEFAULT_DB
 
 
 def connect(path: str | os.PathLike, *, readonly: bool = False) -> sqlite_utils.Database:
@@ -57,9 +52,9 @@ def connect(path: str | os.PathLike, *, readonly: bool = False) -> sqlite_utils.
     return db
 
 
-def open_db(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
+def open_db(path: str | os.PathLike) -> sqlite_utils.Database:
     """Open (creating if needed) an archive and bring its schema up to date."""
-    db = connect(path or default_db_path())
+    db = connect(path)
     migrate(db)
     return db
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 import warnings
 from typing import Protocol
@@ -17,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import ModelLoadError
+from .settings import Settings
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 log = logging.getLogger(__name__)
@@ -63,9 +63,14 @@ def bundled_model_path() -> str | None:
     return str(path) if path.exists() else None
 
 
-def resolve_model(name: str | None) -> str:
-    """Map the default model name to the bundled folder; leave anything else as given."""
-    name = name or os.environ.get("PODARCHIVE_EMBEDDING_MODEL") or DEFAULT_MODEL
+def embedding_model_name(name: str | None = None) -> str:
+    """The embedding model's name: `name`, else the PODARCHIVE_EMBEDDING_MODEL setting (default: DEFAULT_MODEL).
+    The one place the name is worked out: it keys the stored vectors."""
+    return name or Settings.from_env().embedding_model
+
+
+def model_location(name: str) -> str:
+    """Where sentence-transformers loads `name` from: the bundled folder for the default model, else `name`."""
     if name in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
         return bundled_model_path() or name
     return name
@@ -73,7 +78,7 @@ def resolve_model(name: str | None) -> str:
 
 class SentenceTransformerEmbedder:
     def __init__(self, model: str | None = None, device: str = "cpu", batch_size: int = 16):
-        self.name = model or os.environ.get("PODARCHIVE_EMBEDDING_MODEL") or DEFAULT_MODEL
+        self.name = embedding_model_name(model)
         self.device = device
         self.batch_size = batch_size
         self._model = None
@@ -87,7 +92,7 @@ class SentenceTransformerEmbedder:
                 from transformers.utils import logging as transformers_logging
 
                 transformers_logging.disable_progress_bar()  # a bar per model load would clutter ingest output
-                self._model = SentenceTransformer(resolve_model(self.name), device=self.device)
+                self._model = SentenceTransformer(model_location(self.name), device=self.device)
             except Exception as exc:  # a bad name, no network for a hub model, broken weights
                 raise ModelLoadError(f"cannot load embedding model {self.name!r}: {exc}") from exc
         return self._model

@@ -11,7 +11,6 @@ ISO 8601 in UTC; audio is an http(s) URL or a file already in the archive's medi
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field, fields as dataclass_fields
@@ -21,6 +20,7 @@ from typing import Any
 from .errors import NotEditableError, ValidationError
 from .people import display_name, normalise_name
 from .sanitize import public_url, strip_unsafe_characters
+from .settings import Settings
 
 MAX_TITLE_CHARS = 300
 MAX_NOTES_BYTES = 200_000  # UTF-8 bytes of a notes_markdown (and of a show's description)
@@ -78,7 +78,10 @@ def validate_changes(changes: dict[str, Any]) -> dict[str, Any]:
     return {name: VALIDATORS[name](value, name) for name, value in changes.items()}
 
 
-def clean_text(value, name: str, limit: int, *, required: bool = False, multiline: bool = False) -> str | None:
+def check_text(value, name: str, limit: int, *, required: bool = False, multiline: bool = False) -> str | None:
+    """A text field as stored: unsafe characters removed, NFC, trimmed, whitespace collapsed unless `multiline`;
+    None when empty. Raises ValidationError (naming the field) for non-text, a lone surrogate, a missing required
+    value or more than `limit` characters."""
     if value is None:
         text = ""
     elif isinstance(value, str):
@@ -100,14 +103,14 @@ def clean_text(value, name: str, limit: int, *, required: bool = False, multilin
 
 
 def check_title(value, name: str) -> str:
-    return clean_text(value, name, MAX_TITLE_CHARS, required=True)
+    return check_text(value, name, MAX_TITLE_CHARS, required=True)
 
 
 def check_notes(value, name: str) -> str | None:
     if isinstance(value, str) and len(value.encode("utf-8", "surrogatepass")) > MAX_NOTES_BYTES:
         raise ValidationError(name, f"is {len(value.encode('utf-8', 'surrogatepass')):,} bytes; at most "
                                     f"{MAX_NOTES_BYTES:,} ({MAX_NOTES_BYTES // 1000} KB)")
-    return clean_text(value, name, MAX_NOTES_BYTES, multiline=True)
+    return check_text(value, name, MAX_NOTES_BYTES, multiline=True)
 
 
 def _number(value, name: str) -> int | None:
@@ -199,7 +202,7 @@ def _guests(value, name: str) -> list[str]:
     names, seen = [], set()
     for i, item in enumerate(_items(value, name)):
         where = f"{name}[{i}]"
-        text = clean_text(item, where, MAX_NAME_CHARS, required=True)
+        text = check_text(item, where, MAX_NAME_CHARS, required=True)
         shown, key = display_name(text), normalise_name(text)
         if not key:
             raise ValidationError(where, f"{text[:40]!r} is not a name")
@@ -214,8 +217,8 @@ def _takeaways(value, name: str) -> list[dict]:
     for i, item in enumerate(_items(value, name)):
         where, record = f"{name}[{i}]", _record(item, f"{name}[{i}]")
         takeaways.append({
-            "title": clean_text(record.get("title"), f"{where}.title", MAX_TITLE_CHARS, required=True),
-            "text": clean_text(record.get("text"), f"{where}.text", MAX_TEXT_CHARS, multiline=True) or "",
+            "title": check_text(record.get("title"), f"{where}.title", MAX_TITLE_CHARS, required=True),
+            "text": check_text(record.get("text"), f"{where}.text", MAX_TEXT_CHARS, multiline=True) or "",
             "start": _seconds(record.get("start"), f"{where}.start", required=False),
         })
     return takeaways
@@ -226,19 +229,14 @@ def _chapters(value, name: str) -> list[dict]:
     for i, item in enumerate(_items(value, name)):
         where, record = f"{name}[{i}]", _record(item, f"{name}[{i}]")
         chapters.append({
-            "title": clean_text(record.get("title"), f"{where}.title", MAX_TITLE_CHARS, required=True),
+            "title": check_text(record.get("title"), f"{where}.title", MAX_TITLE_CHARS, required=True),
             "start": _seconds(record.get("start"), f"{where}.start", required=True),
         })
     return sorted(chapters, key=lambda c: c["start"])
 
 
-def media_dir() -> Path:
-    """Where the archive keeps audio files (the pipeline's downloads and producers' uploads)."""
-    return Path(os.environ.get("PODARCHIVE_MEDIA_DIR") or "media")
-
-
 def _audio_url(value, name: str) -> str | None:
-    text = clean_text(value, name, 2000)
+    text = check_text(value, name, 2000)
     if text is None:
         return None
     url = public_url(text)
@@ -246,7 +244,7 @@ def _audio_url(value, name: str) -> str | None:
         return url
     if re.match(r"^[a-z][a-z0-9+.-]*:", text, re.IGNORECASE) and not re.match(r"^[A-Za-z]:[/\\]", text):
         raise ValidationError(name, "must be an http or https URL, or an uploaded file")
-    media = media_dir().resolve()
+    media = Settings.from_env().media_dir.resolve()
     uploads = media / "uploads"  # only uploads: never the pipeline's downloads of another show's audio
     path = Path(text) if Path(text).is_absolute() else media / text
     path = path.resolve()

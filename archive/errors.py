@@ -110,6 +110,10 @@ class UnknownTokenError(ProducerError):
     """The producer has no API token with this id."""
 
 
+class SettingError(PodarchiveError):
+    """A PODARCHIVE_* environment variable holds a value its setting cannot take (archive/settings.py)."""
+
+
 class SecretKeyError(PodarchiveError):
     """The site's secret key file beside the archive could not be made or read."""
 

@@ -4,8 +4,8 @@ Semantic search ranks transcript passages (archive/vector_index.py); these docum
 findable by meaning too, among them a published episode that has notes and no transcript yet (a hosted show's new
 episode before the worker transcribes its audio). Each document is embedded like a passage, into the
 `embeddings` table keyed by (model, sha256 of its text): the search-index stage (ingest/search_index.py) and
-publishing (archive/studio.py `index_for_search`) make the vectors, and a document whose text did not change keeps
-its vector.
+publishing (archive/episode_indexing.py `index_for_search`) make the vectors, and a document whose text did not
+change keeps its vector.
 
 * a takeaway is one document: its title and text;
 * an episode's notes are one document of its title and notes when they fit the model's window (all-MiniLM-L6-v2

@@ -85,9 +85,13 @@ def _unique_slug(db: sqlite_utils.Database, base: str) -> str:
     return slug
 
 
-def find_person(db: sqlite_utils.Database, name: str) -> dict | None:
-    rows = list(db.query("SELECT * FROM people WHERE name_key = ?", [normalise_name(name)]))
-    return rows[0] if rows else None
+def find_people(db: sqlite_utils.Database, text: str, where: str = "1") -> list[dict]:
+    """The people `text` names, as a slug ("ada-byron") or as a name ("Dr. Ada Byron"): the one with that slug
+    first, then the one with that name. `where` narrows them (an SQL condition on `people`: the site passes
+    archive.queries.PERSON_SHOWN)."""
+    slug = text.strip().lower()
+    return list(db.query(f"SELECT * FROM people WHERE (slug = ? OR name_key = ?) AND {where} "
+                         "ORDER BY slug = ? DESC, id", [slug, normalise_name(text), slug]))
 
 
 def upsert_person(db: sqlite_utils.Database, name: str, href: str | None = None, img: str | None = None) -> int:
@@ -101,7 +105,7 @@ def upsert_person(db: sqlite_utils.Database, name: str, href: str | None = None,
     key = normalise_name(display)
     if not key:
         raise ValueError(f"not a person's name: {name!r}")
-    existing = find_person(db, display)
+    existing = next(iter(db.query("SELECT * FROM people WHERE name_key = ?", [key])), None)
     if existing is None:
         return db["people"].insert(
             {"name": display, "name_key": key, "slug": _unique_slug(db, slugify(display)), "href": href, "img": img}

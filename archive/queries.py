@@ -286,12 +286,6 @@ def get_person(db: sqlite_utils.Database, slug: str) -> dict:
     return rows[0]
 
 
-def person_by_name_key(db: sqlite_utils.Database, name_key: str) -> dict | None:
-    """The person whose normalised name (archive.people.normalise_name) this is, if shown."""
-    rows = list(db.query(f"SELECT * FROM people WHERE name_key = ? AND {PERSON_SHOWN}", [name_key]))
-    return rows[0] if rows else None
-
-
 def person_episodes(db: sqlite_utils.Database, person_id: int) -> list[dict]:
     """The episodes a person appears in, newest first, with their role in each."""
     return list(

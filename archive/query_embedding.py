@@ -6,19 +6,20 @@ import sys
 import threading
 from contextlib import contextmanager
 
-from .embeddings import Embedder, SentenceTransformerEmbedder
+from .embeddings import Embedder, SentenceTransformerEmbedder, embedding_model_name
 
 _embedders: dict[str, Embedder] = {}
 _embedders_lock = threading.Lock()
 
 
 def get_embedder(model: str | None = None) -> Embedder:
-    """A process-wide embedder per model name; the model itself loads on the first embed."""
-    key = model or ""
+    """A process-wide embedder per model name (none: the PODARCHIVE_EMBEDDING_MODEL setting); the model itself
+    loads on the first embed."""
+    model = embedding_model_name(model)
     with _embedders_lock:
-        if key not in _embedders:
-            _embedders[key] = SentenceTransformerEmbedder(model)
-        return _embedders[key]
+        if model not in _embedders:
+            _embedders[model] = SentenceTransformerEmbedder(model)
+        return _embedders[model]
 
 
 _threads = {"users": 0, "before": 1}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass
@@ -90,6 +90,14 @@ class SearchResult:
     episode_id: int | None = None
     published: str | None = None
     extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """The result's fields with its extras lifted beside them (an extra never replaces a field): what
+        `podarchive search --json` prints, and what the API gives with the snippet and guid made safe."""
+        data = asdict(self)
+        extra = data.pop("extra", None) or {}
+        data.update({key: value for key, value in extra.items() if key not in data})
+        return data
 
 
 @dataclass

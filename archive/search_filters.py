@@ -16,7 +16,7 @@ import numpy as np
 import sqlite_utils
 
 from .errors import SearchError
-from .people import normalise_name, same_person
+from .people import find_people, same_person
 
 if TYPE_CHECKING:
     from .search import Hit
@@ -119,13 +119,12 @@ def _show_id(db, show) -> int:
     return int(row[0])
 
 
-def _person_ids(db, guest) -> list[int]:
+def _person_ids(db: sqlite_utils.Database, guest) -> list[int]:
     text = str(guest).strip()
-    rows = db.execute("SELECT id FROM people WHERE slug = ? OR name_key = ?",
-                      [text.lower(), normalise_name(text)]).fetchall()
-    if not rows:
+    people = find_people(db, text)
+    if not people:
         raise SearchError(f"no guest {text!r} in this archive")
-    return [int(r[0]) for r in rows]
+    return [int(person["id"]) for person in people]
 
 
 def spoken_by(db, person_ids: list[int]) -> SpokenBy:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import mimetypes
-import os
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -29,16 +28,16 @@ import sqlite_utils
 
 from .db import utcnow, write_transaction
 from .episode_fields import (EDITABLE, MAX_NAME_CHARS, VALIDATORS, Chapter, EpisodeFields, Takeaway, check_notes,
-                             check_title, clean_text, to_utc_iso, validate_changes)
+                             check_title, check_text, to_utc_iso, validate_changes)
+from .episode_indexing import index_for_search, index_if_published
 from .errors import NotFoundError, ValidationError
 from . import work_queue
 from .people import upsert_person
 from .sanitize import notes_plain_text, public_url, render_markdown
-from .vectors import ensure_embeddings
 
 __all__ = [
     "EDITABLE", "EpisodeFields", "Takeaway", "Chapter", "create_show", "create_episode", "update_episode",
-    "studio_episode", "list_studio_episodes", "publish", "unpublish", "publish_due", "index_for_search", "history",
+    "studio_episode", "list_studio_episodes", "publish", "unpublish", "publish_due", "history",
     "restore", "producer_fields", "parse_producer_fields", "feed_kept_columns", "list_studio_shows",
 ]
 
@@ -394,14 +393,8 @@ def update_episode(db: sqlite_utils.Database, episode_id: int, changes: dict[str
     values = validate_changes(changes)
     with write_transaction(db):
         _edit(db, episode_id, values, producer, "edit")
-    _index_if_published(db, episode_id, embedder)
+    index_if_published(db, episode_id, embedder)
     return studio_episode(db, episode_id)
-
-
-def _index_if_published(db, episode_id: int, embedder) -> None:
-    if embedder is not None and db.execute("SELECT state FROM episodes WHERE id = ?",
-                                           [episode_id]).fetchone()[0] == PUBLISHED:
-        index_for_search(db, episode_id, embedder)
 
 
 def create_show(db: sqlite_utils.Database, title: str, description: str | None = None, *,
@@ -418,8 +411,8 @@ def create_show(db: sqlite_utils.Database, title: str, description: str | None =
     with write_transaction(db):
         return db["shows"].insert({
             "feed_url": f"podarchive:show/{uuid.uuid4()}", "title": title, "description": description,
-            "language": clean_text(language, "language", 35),
-            "author": clean_text(author, "author", MAX_NAME_CHARS),
+            "language": check_text(language, "language", 35),
+            "author": check_text(author, "author", MAX_NAME_CHARS),
             "link": public_url(link), "image": public_url(image), "hosted": 1, "created_at": now,
             "updated_at": now,
         }).last_pk
@@ -510,44 +503,6 @@ def _published_result(db, episode_id: int) -> dict:
             "needs_transcript": row["state"] == PUBLISHED and has_audio and not _has_transcript(db, episode_id)}
 
 
-def index_for_search(db: sqlite_utils.Database, episode_id: int, embedder=None) -> dict:
-    """Make sure a published episode is in the search indexes; only incremental, cheap work. Returns:
-    keyword: "fts5" (its notes and takeaways are in the FTS5 tables, which their triggers keep current);
-    side_indexes: for a large archive, "filtered" (the
-    episode shows at once; an edit of its text reaches the Tantivy index when it is next rebuilt, in the
-    background on the site); passages; notes (its documents for search by meaning: takeaways and notes chunks,
-    see archive/note_vectors.py); vectors_added, vectors_missing (of passages and notes, for `embedder`, or the
-    default model's name when none is given: nothing is embedded then)."""
-    from . import index_refresh, note_vectors
-
-    rows = list(db.query("SELECT id, text, content_hash FROM passages WHERE episode_id = ? ORDER BY idx",
-                         [episode_id]))
-    notes = note_vectors.documents(db, [episode_id])
-    model = embedder.name if embedder is not None else _default_model_name()
-    missing = _missing_vectors(db, model, rows + notes)
-    added = 0
-    if embedder is not None and missing:
-        ensure_embeddings(db, rows + notes, embedder)
-        added, missing = missing, _missing_vectors(db, model, rows + notes)
-    return {"keyword": "fts5", "side_indexes": "filtered" if index_refresh.is_large(db) else None,
-            "passages": len(rows), "notes": len(notes), "vectors_added": added, "vectors_missing": missing}
-
-
-def _default_model_name() -> str:
-    from .embeddings import DEFAULT_MODEL
-
-    return os.environ.get("PODARCHIVE_EMBEDDING_MODEL") or DEFAULT_MODEL
-
-
-def _missing_vectors(db, model: str, rows: list[dict]) -> int:
-    if not rows:
-        return 0
-    hashes = json.dumps(sorted({row["content_hash"] for row in rows}))
-    have = db.execute("SELECT count(*) FROM embeddings WHERE model = ? AND content_hash IN "
-                      "(SELECT value FROM json_each(?))", [model, hashes]).fetchone()[0]
-    return len(set(row["content_hash"] for row in rows)) - int(have)
-
-
 def unpublish(db: sqlite_utils.Database, episode_id: int, producer) -> dict:
     """Make an episode (published or scheduled) a draft again: gone from the site, feeds and search at once.
     Returns the dict of `publish`, without search and seconds."""
@@ -635,5 +590,5 @@ def restore(db: sqlite_utils.Database, episode_id: int, revision_id: int, produc
             feed_notes = (snapshot["notes_html"], snapshot.get("notes_text"))
         _edit(db, episode_id, values, producer, "restore", restored_from=revision_id, feed_notes=feed_notes,
               owned=owned)
-    _index_if_published(db, episode_id, embedder)
+    index_if_published(db, episode_id, embedder)
     return studio_episode(db, episode_id)

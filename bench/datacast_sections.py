@@ -32,13 +32,12 @@ sys.path.insert(0, str(ROOT))
 
 from archive.db import open_db  # noqa: E402
 from archive.query_embedding import get_embedder  # noqa: E402
-from archive.search import search  # noqa: E402
-from archive.transcript_formats import load_segments  # noqa: E402
+from archive.search import MODES, search  # noqa: E402
+from archive.transcript_store import load_segments  # noqa: E402
 
 DATACAST = ROOT.parent / "shared" / "fixtures" / "datacast"
 ARCHIVE = ROOT / "bench" / "out" / "datacast.db"
 GRACE = 5.0
-MODES = ("hybrid", "keyword", "semantic")
 
 # (question, section title as the reference text heads it, kind)
 QUESTIONS = [

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from archive.db import open_db  # noqa: E402
 from archive.embeddings import default_embedder  # noqa: E402
-from archive.transcript_formats import load_segments  # noqa: E402
+from archive.transcript_store import load_segments  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "fixtures"
 FEED = SHARED / "corpus" / "datatalksclub_podcast" / "feed.xml"

@@ -25,6 +25,9 @@ AUDIO = SHARED / "datacast" / "episode-070.mp3"
 REFERENCE = SHARED / "datacast" / "episode-070-audio-reference.txt"
 FEED = SHARED / "datacast" / "feed.xml"
 VARIANTS = ("none", "prompt-200", "prompt-400", "prompt-800", "hotwords-400")
+# Also measured: "-nocond" after any variant ("none-0-nocond", "prompt-200-nocond", "hotwords-100-nocond"): Whisper
+# not conditioned on its own previous text (faster-whisper's condition_on_previous_text=False), run on the model
+# directly since the pipeline does not offer it.
 
 
 def vocabulary() -> list[str]:
@@ -58,9 +61,9 @@ def options_for(variant: str, words: list[str], beam_size: int):
     from ingest.vocabulary import whisper_prompt
 
     options = TranscriptionOptions(beam_size=beam_size)
-    if variant == "none":
+    kind, _, size = variant.removesuffix("-nocond").partition("-")
+    if kind == "none":
         return options
-    kind, _, size = variant.partition("-")
     text = whisper_prompt(words, int(size))
     if kind == "prompt":
         options.initial_prompt = text
@@ -69,6 +72,16 @@ def options_for(variant: str, words: list[str], beam_size: int):
     else:
         raise SystemExit(f"unknown variant {variant}")
     return options
+
+
+def unconditioned(model, options) -> list:
+    """The episode transcribed with each window decoded without the previous window's text as its prompt."""
+    from ingest.audio import load_audio
+
+    segments, _ = model.transcribe(load_audio(AUDIO, 16000), language=options.language, beam_size=options.beam_size,
+                                   initial_prompt=options.initial_prompt, hotwords=options.hotwords,
+                                   condition_on_previous_text=False)
+    return list(segments)
 
 
 def main() -> None:
@@ -86,7 +99,10 @@ def main() -> None:
     for variant in args.variants.split(","):
         options = options_for(variant, words, args.beam_size)
         started = time.perf_counter()
-        segments, _ = transcribe_file(AUDIO, options, model=model)
+        if variant.endswith("-nocond"):
+            segments = unconditioned(model, options)
+        else:
+            segments, _ = transcribe_file(AUDIO, options, model=model)
         seconds = time.perf_counter() - started
         text = " ".join(s.text for s in segments)
         recall, found, total, missed = name_recall(reference, text)

@@ -52,8 +52,8 @@ def transcripts() -> list[tuple[str, list]]:
 def build(path: Path, episodes: list[tuple[str, list]], copies: int, embedder) -> tuple[object, dict]:
     from archive.fts_tables import ensure_fts
     from archive.passages import make_passages, save_passages
+    from archive.transcript_store import save_transcript
     from archive.vectors import ensure_embeddings
-    from ingest.transcripts import save_transcript
 
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
@@ -107,7 +107,7 @@ NOTES = "\n\n".join(
 
 def measure(db, embedder, draft_segments, real_embedder=None) -> dict:
     from archive.passages import make_passages, save_passages
-    from ingest.transcripts import save_transcript
+    from archive.transcript_store import save_transcript
 
     found: dict = {}
     for mode in ("keyword", "semantic"):

@@ -74,10 +74,10 @@ def run_ours(prepared, audio: Path) -> tuple[list[tuple[float, float, str]], flo
 def prepare_bare(options):
     from faster_whisper import WhisperModel
 
-    from ingest.transcribe import resolve_model
+    from ingest.transcribe import whisper_model_path
 
     options = options.resolved()
-    model = WhisperModel(resolve_model(options.model), device=options.device, compute_type=options.compute_type,
+    model = WhisperModel(whisper_model_path(options.model), device=options.device, compute_type=options.compute_type,
                          cpu_threads=options.cpu_threads)
     return options, model
 

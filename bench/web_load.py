@@ -109,7 +109,7 @@ def start_site(db_path: Path, embedder_name: str | None, log_path: Path,
         command += ["--workers", str(workers)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     if embedder_name and embedder_name != "fake":
-        env["PODARCHIVE_EMBEDDER"] = embedder_name
+        env["PODARCHIVE_EMBEDDING_MODEL"] = embedder_name
     # The server logs every request: to a file, never an unread pipe (a full pipe would stall the server).
     log = open(log_path, "wb")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)

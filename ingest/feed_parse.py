@@ -17,13 +17,13 @@ import feedparser
 from archive.errors import FeedParseError
 from archive.records import PersonRef, TranscriptLink
 from ingest.feed_values import (
-    clean_text,
     first_positive_int,
     html_to_text,
     iso_date,
     parse_duration,
     parse_int,
     resolve_url,
+    tidy_feed_text,
     url_basename,
     web_url,
 )
@@ -133,7 +133,7 @@ def _match_raw_items(entries, raw_items: list[RawItem]) -> list[RawItem | None]:
     for item in raw_items:
         if item.guid:
             by_guid.setdefault(item.guid, item)
-    return [by_guid.get(clean_text(entry.get("id")) or "") for entry in entries]
+    return [by_guid.get(tidy_feed_text(entry.get("id")) or "") for entry in entries]
 
 
 def _check_is_feed(parsed, base_url: str) -> None:
@@ -159,11 +159,11 @@ def _bozo_reason(parsed) -> str:
 def _show(feed, raw: RawFeed, base_url: str) -> ShowInfo:
     image = (feed.get("image") or {}).get("href")
     return ShowInfo(
-        title=clean_text(feed.get("title")),
+        title=tidy_feed_text(feed.get("title")),
         link=web_url(base_url, _channel_link(feed)),
-        description=clean_text(feed.get("subtitle") or feed.get("summary")),
-        language=clean_text(feed.get("language")),
-        author=clean_text((feed.get("author_detail") or {}).get("name") or feed.get("author")),
+        description=tidy_feed_text(feed.get("subtitle") or feed.get("summary")),
+        language=tidy_feed_text(feed.get("language")),
+        author=tidy_feed_text((feed.get("author_detail") or {}).get("name") or feed.get("author")),
         image=web_url(base_url, image),
         podcast_guid=raw.podcast_guid,
         people=raw.people,
@@ -180,7 +180,7 @@ def _channel_link(feed) -> str | None:
 
 def _episode(entry, raw: RawItem, base_url: str) -> EpisodeInfo:
     enclosure = _enclosure(entry, base_url)
-    title = clean_text(entry.get("title"))
+    title = tidy_feed_text(entry.get("title"))
     if not title and enclosure.url:
         title = url_basename(enclosure.url)
     published = iso_date(entry.get("published_parsed") or entry.get("updated_parsed"))
@@ -195,7 +195,7 @@ def _episode(entry, raw: RawItem, base_url: str) -> EpisodeInfo:
         episode_number=first_positive_int(entry.get("itunes_episode"), raw.episode),
         episode_type=_episode_type(entry.get("itunes_episodetype")),
         duration=parse_duration(entry.get("itunes_duration")),
-        description=clean_text(entry.get("summary")),
+        description=tidy_feed_text(entry.get("summary")),
         notes_html=notes_html,
         notes_text=html_to_text(notes_html) if notes_html else None,
         enclosure_url=enclosure.url,
@@ -211,7 +211,7 @@ def _episode(entry, raw: RawItem, base_url: str) -> EpisodeInfo:
 
 
 def _guid(entry, enclosure_url: str | None, title: str | None, published: str | None) -> str:
-    guid = clean_text(entry.get("id"))
+    guid = tidy_feed_text(entry.get("id"))
     if guid:
         return guid
     if enclosure_url:
@@ -232,10 +232,10 @@ class _Enclosure:
 def _enclosure(entry, base_url: str) -> _Enclosure:
     """The item's media file: the first audio or video enclosure, else the first that is not an image."""
     candidates = [
-        _Enclosure(resolve_url(base_url, e.get("href")), clean_text(e.get("type")), _length(e.get("length")))
+        _Enclosure(resolve_url(base_url, e.get("href")), tidy_feed_text(e.get("type")), _length(e.get("length")))
         for e in entry.get("enclosures") or []
     ] + [
-        _Enclosure(resolve_url(base_url, m.get("url")), clean_text(m.get("type")), _length(m.get("filesize")))
+        _Enclosure(resolve_url(base_url, m.get("url")), tidy_feed_text(m.get("type")), _length(m.get("filesize")))
         for m in entry.get("media_content") or []
     ]
     candidates = [c for c in candidates if c.url]

@@ -70,7 +70,8 @@ def iso_date(parsed_time) -> str | None:
         return None
 
 
-def clean_text(value) -> str | None:
+def tidy_feed_text(value) -> str | None:
+    """A feed value as text, outer whitespace trimmed; None when nothing is left."""
     if value is None:
         return None
     text = str(value).strip()
@@ -78,7 +79,7 @@ def clean_text(value) -> str | None:
 
 
 def resolve_url(base_url: str, url) -> str | None:
-    url = clean_text(url)
+    url = tidy_feed_text(url)
     if not url:
         return None
     try:

@@ -165,9 +165,10 @@ def speaker_shares(segments: list[Segment]) -> Counter:
     return shares
 
 
-def _same_person(label: str, name: str) -> bool:
-    """"Jakob" matches "Jakob Graff", "Juan Pablo" matches "Juan Pablo Murillo", "Swyx Wang" matches "Shawn Swyx
-    Wang"; "Dr. Jakob Graff" matches "jakob graff"."""
+def _short_form_of(label: str, name: str) -> bool:
+    """Whether `label` is `name` or a short form of it, a stricter test than archive.people.same_person (the
+    search's): "Jakob" matches "Jakob Graff", "Juan Pablo" matches "Juan Pablo Murillo", "Swyx Wang" matches
+    "Shawn Swyx Wang"; "Dr. Jakob Graff" matches "jakob graff"; "Graff" does not match "Jakob Graff"."""
     short, full = name_tokens(label), name_tokens(name)
     if not short or not full:
         return False
@@ -187,7 +188,7 @@ def identify_host(segments: list[Segment], host_names: list[str] = ()) -> str | 
     if len(shares) < 2:
         return None
     for label in shares:
-        if any(_same_person(label, host) for host in host_names):
+        if any(_short_form_of(label, host) for host in host_names):
             return label
     total = sum(shares.values())
     regulars = {label for label, chars in shares.items() if chars / total >= 0.05}
@@ -224,7 +225,7 @@ def _title_name_trusted(title: str, name: str, notes: str | None, segments: list
     if numbered or not _is_title_case(title.split(" with ")[0]):
         return True
     key = f" {normalise_name(name)} "
-    if key in _folded(notes or "") or any(_same_person(label, name) for label in shares):
+    if key in _folded(notes or "") or any(_short_form_of(label, name) for label in shares):
         return True
     return key in _folded(" ".join(s.text for s in segments[:400]))
 
@@ -247,10 +248,10 @@ def find_guests(title: str | None, notes: str | None, feed_people: list[dict], s
 
     def add(name: str, source: str, href: str | None = None, img: str | None = None, role: str = "guest") -> None:
         key = normalise_name(name)
-        if not key or any(_same_person(name, host) or normalise_name(host) == key for host in hosts):
+        if not key or any(_short_form_of(name, host) or normalise_name(host) == key for host in hosts):
             return
         for existing in guests:
-            if _same_person(name, existing.name) or _same_person(existing.name, name):
+            if _short_form_of(name, existing.name) or _short_form_of(existing.name, name):
                 existing.href = existing.href or href
                 existing.img = existing.img or img
                 return
@@ -266,8 +267,8 @@ def find_guests(title: str | None, notes: str | None, feed_people: list[dict], s
     notes_names = names_from_notes(notes)
     host_label = identify_host(segments, hosts)
     colon_name = name_before_colon(title)
-    if colon_name and (any(_same_person(colon_name, n) for n in notes_names)
-                       or any(_same_person(label, colon_name) for label in shares)):
+    if colon_name and (any(_short_form_of(colon_name, n) for n in notes_names)
+                       or any(_short_form_of(label, colon_name) for label in shares)):
         add(colon_name, "title")
     for name in notes_names:
         add(name, "notes")
@@ -275,7 +276,7 @@ def find_guests(title: str | None, notes: str | None, feed_people: list[dict], s
     for label, chars in shares.most_common():
         if label == host_label or chars / total < min_share:
             continue
-        known = next((g.name for g in guests if _same_person(label, g.name)), None)
+        known = next((g.name for g in guests if _short_form_of(label, g.name)), None)
         if known:
             continue
         if looks_like_name(label):

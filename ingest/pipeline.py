@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 import sqlite_utils
 
 from archive import stages
-from archive.episode_fields import media_dir as configured_media_dir
 from archive.errors import PodarchiveError, StageError
 from archive.records import TranscriptLink, TranscriptSource
+from archive.settings import Settings
 
 from .http import FetchRules, feed_policy
 from .progress import Progress
@@ -40,7 +40,7 @@ DEFAULT_MAX_AUDIO_BYTES = 2 * 1024**3
 class IngestOptions:
     metadata_only: bool = False
     index: bool = True
-    media_dir: Path = field(default_factory=configured_media_dir)  # the setting the studio's uploads use too
+    media_dir: Path = field(default_factory=lambda: Settings.from_env().media_dir)  # the studio's uploads' too
     max_audio_bytes: int = DEFAULT_MAX_AUDIO_BYTES
     transcription: TranscriptionOptions | None = None  # of the transcriber made when none is given; None = defaults
     embedding_model: str | None = None  # of the embedder made when none is given; None = the default model
@@ -195,8 +195,9 @@ class Pipeline:
             self.whisper_transcript(episode)
 
     def feed_transcript(self, episode: dict, link) -> None:
-        from .transcript_files import parse_transcript
-        from .transcripts import fetch_transcript_file, save_transcript
+        from archive.transcript_store import save_transcript
+
+        from .transcript_files import fetch_transcript_file, parse_transcript
 
         episode_id = episode["id"]
         input_hash = stages.input_hash(link.url, link.type)
@@ -251,7 +252,7 @@ class Pipeline:
         return self.db["audio"].get(episode_id)
 
     def transcribe_stage(self, episode: dict, audio: dict) -> None:
-        from .transcripts import save_transcript
+        from archive.transcript_store import save_transcript
 
         episode_id = episode["id"]
         options = self.transcriber.options
@@ -264,10 +265,9 @@ class Pipeline:
                                    unit="s", leave=False) as bar:
                 segments, source = self.transcriber.transcribe(
                     audio["path"], progress=bar.seconds_callback,
-                    prompt=self.with_vocabulary(options, episode_id).initial_prompt,
+                    prompt=self.with_vocabulary(options, episode_id).initial_prompt, content_hash=audio["sha256"],
                 )
             source.source_url = audio["url"]
-            source.content_hash = audio["sha256"]
             save_transcript(self.db, episode_id, segments, source)
             self.report.transcripts_made += 1
 

@@ -26,7 +26,7 @@ from archive import stages
 from archive.corrections import corrections_key
 from archive.errors import ModelLoadError, NotFoundError, StageError
 from archive.passages import load_passage_rows
-from archive.transcript_formats import load_segments
+from archive.transcript_store import load_segments
 
 log = logging.getLogger(__name__)
 

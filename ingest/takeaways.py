@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -32,9 +31,10 @@ import sqlite_utils
 from archive.db import write_transaction
 from archive.passages import split_sentences
 from archive.records import Passage, Takeaway
+from archive.settings import Settings
 from archive.studio import producer_fields
 
-from .topics import STOPWORDS, TopicOptions, keyphrases, phrase_title, topic_segments
+from .topics import SPOKEN_STOPWORDS, TopicOptions, keyphrases, phrase_title, topic_segments
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class _Block:
     in_item: bool = False  # a heading made of a list item's bold lead
 
 
-def clean_text(text: str) -> str:
+def plain_spaces(text: str) -> str:
     """Non-breaking and odd spaces to plain spaces, runs of whitespace to one."""
     text = unicodedata.normalize("NFKC", text or "")
     return re.sub(r"\s+", " ", text).strip()
@@ -73,7 +73,7 @@ def clean_text(text: str) -> str:
 
 def clean_heading(text: str) -> str:
     """Trim a heading and close a quote it leaves open (`On Writing “Deep Learning` -> `... Learning”`)."""
-    text = clean_text(text).rstrip(":").strip()
+    text = plain_spaces(text).rstrip(":").strip()
     if text.count("“") > text.count("”"):
         text += "”"
     if text.count('"') % 2:
@@ -94,7 +94,7 @@ def _html_blocks(html: str) -> list[_Block]:
 
 
 def _add_text(blocks: list[_Block], text: str | None, kind: str = "text") -> None:
-    text = clean_text(text or "")
+    text = plain_spaces(text or "")
     if text:
         blocks.append(_Block(kind, text))
 
@@ -104,11 +104,11 @@ def _walk(element, blocks: list[_Block]) -> None:
     for child in element:
         tag = child.tag if isinstance(child.tag, str) else ""
         if tag in HEADING_TAGS:
-            blocks.append(_Block("heading", clean_text(child.text_content()), HEADING_TAGS[tag]))
+            blocks.append(_Block("heading", plain_spaces(child.text_content()), HEADING_TAGS[tag]))
         elif tag in BLOCK_TAGS:
             _block_element(child, blocks, "item" if tag == "li" else "text")
-        elif tag in ("strong", "b") and len(clean_text(child.text_content()).split()) <= MAX_HEADING_WORDS:
-            blocks.append(_Block("heading", clean_text(child.text_content())))
+        elif tag in ("strong", "b") and len(plain_spaces(child.text_content()).split()) <= MAX_HEADING_WORDS:
+            blocks.append(_Block("heading", plain_spaces(child.text_content())))
         elif tag in ("script", "style"):
             pass
         elif tag == "br" or not tag:
@@ -120,17 +120,17 @@ def _walk(element, blocks: list[_Block]) -> None:
 
 def _block_element(element, blocks: list[_Block], kind: str) -> None:
     """A paragraph or list item; a short bold lead (`<strong>Title</strong>: text`) is a heading of its own."""
-    full = clean_text(element.text_content())
+    full = plain_spaces(element.text_content())
     if not full:
         return
     first = element[0] if len(element) else None
     lead_is_bold = (
-        first is not None and first.tag in ("strong", "b") and not clean_text(element.text or "")
-        and len(clean_text(first.text_content()).split()) <= MAX_HEADING_WORDS
+        first is not None and first.tag in ("strong", "b") and not plain_spaces(element.text or "")
+        and len(plain_spaces(first.text_content()).split()) <= MAX_HEADING_WORDS
     )
     if lead_is_bold:
-        lead = clean_text(first.text_content())
-        rest = clean_text(full[len(lead):]).lstrip(":.–—- ").strip()
+        lead = plain_spaces(first.text_content())
+        rest = plain_spaces(full[len(lead):]).lstrip(":.–—- ").strip()
         blocks.append(_Block("heading", lead, in_item=kind == "item"))
         if rest:
             blocks.append(_Block(kind, rest))
@@ -153,7 +153,7 @@ def _looks_like_heading(line: str) -> bool:
 def _text_blocks(text: str) -> list[_Block]:
     blocks = []
     for raw in (text or "").splitlines():
-        line = clean_text(raw)
+        line = plain_spaces(raw)
         if not line:
             continue
         markdown = re.match(r"^(#{1,6})\s+(.*)$", line)
@@ -306,10 +306,11 @@ class LLMOptions:
 
     @classmethod
     def from_env(cls) -> LLMOptions | None:
-        url, model = os.environ.get("PODARCHIVE_LLM_URL"), os.environ.get("PODARCHIVE_LLM_MODEL")
-        if not url or not model:
+        """The endpoint the PODARCHIVE_LLM_* settings name (archive/settings.py); None unless URL and model are."""
+        settings = Settings.from_env()
+        if not settings.llm_url or not settings.llm_model:
             return None
-        return cls(url=url, model=model, api_key=os.environ.get("PODARCHIVE_LLM_API_KEY") or None)
+        return cls(url=settings.llm_url, model=settings.llm_model, api_key=settings.llm_api_key)
 
     @property
     def endpoint(self) -> str:
@@ -358,7 +359,7 @@ def informativeness(sentence: str, min_words: int = 8) -> float:
     words = re.findall(r"[A-Za-z0-9'’-]+", sentence)
     if len(words) < min_words or sentence.rstrip().endswith("?"):
         return 0.0
-    content = sum(1 for w in words if w.lower().replace("’", "'") not in STOPWORDS)
+    content = sum(1 for w in words if w.lower().replace("’", "'") not in SPOKEN_STOPWORDS)
     density = content / len(words)
     length = min(1.0, math.log(len(words)) / math.log(25))
     too_long = 1.0 if len(words) <= 60 else 60 / len(words)
@@ -498,10 +499,10 @@ def parse_llm_takeaways(content: str) -> list[tuple[str, str]]:
     items = []
     for entry in data:
         if isinstance(entry, dict):
-            title = clean_text(str(entry.get("title") or ""))
-            body = clean_text(str(entry.get("text") or entry.get("summary") or entry.get("takeaway") or ""))
+            title = plain_spaces(str(entry.get("title") or ""))
+            body = plain_spaces(str(entry.get("text") or entry.get("summary") or entry.get("takeaway") or ""))
         elif isinstance(entry, str):
-            title, body = "", clean_text(entry)
+            title, body = "", plain_spaces(entry)
         else:
             continue
         if body:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from archive.fts import STOPWORDS
+
 
 @dataclass
 class TopicOptions:
@@ -113,35 +115,29 @@ def topic_segments(vectors: np.ndarray, starts: list[float], ends: list[float],
 
 # ---- keyphrases: short titles for topic segments ---------------------------------------------------------------
 
-# Function words plus the fillers of spoken English; a keyphrase neither starts nor ends with one and holds none.
-STOPWORDS = frozenset("""
-a about above across actually after afterwards again against ago ah all almost alone along already also although
-always am among an and another any anybody anyhow anyone anything anyway anyways anywhere are aren't around as ask
-asked asking at away back bad basically be became because become becomes been before behind being below beside
-besides best better between beyond big bit both but by can can't cannot certainly come comes coming could couldn't
-day days did didn't different do does doesn't doing don't done down during each easy either else enough especially
-even ever every everybody everyone everything exactly example fact far feel few fine first for found from further
-get gets getting give given go goes going gone good got gotten great guess guy guys had hadn't happen happened has
-hasn't have haven't having he he's hear heard hello her here hers herself hey hi him himself his honestly how
-however huh i i'd i'll i'm i've idea if important in indeed instead interesting into is isn't it it's its itself
-just keep kind knew know known last later least less let let's like likely literally little long look looking lot
-lots made main make makes making many may maybe me mean means meant might mind mine more most mostly much must my
-myself need needed needs never new next nice no nobody none nor not nothing now of off often oh ok okay old on
-once one ones only onto or other others otherwise our ours ourselves out over own part particular people perhaps
-point pretty probably put quite rather really right said same saw say saying says see seem seemed seems seen she
-should shouldn't show since so some somebody somehow someone something sometimes somewhat sort start started
-still stuff such super sure take taken talk talked talking tell than thank thanks that that's the their theirs
-them themselves then there there's these they they're thing things think thinking this those though thought
-through time times to today together too took toward towards tried true try trying um uh under understand until
-up upon us use used using usually very via wait want wanted wants was wasn't way ways we we'll we're we've well
-went were weren't what what's whatever when where whether which while who whole whom whose why will with within
-without won't work worked working would wouldn't wow yeah year years yes yet you you'd you'll you're you've your
-yours yourself yourselves episode podcast welcome question questions answer today's
-gives gave giving learned learnt increases increased decided helps helped helping becomes became went wanted
-started finished reached picked joined moved realized realised believe believed noticed worked knows taught
+# The query-side English stopwords (archive/fts.py) plus the fillers of spoken English and their contractions; a
+# keyphrase neither starts nor ends with one and holds none.
+SPOKEN_STOPWORDS = STOPWORDS | frozenset("""
+across actually afterwards ago ah almost alone along already although always among another anybody anyhow anything
+anyway anyways anywhere aren't around ask asked asking away back bad basically became become becomes behind beside
+besides best better beyond big bit can't certainly come comes coming couldn't day days didn't different doesn't
+don't done easy either else enough especially even ever every everybody everyone everything exactly example fact
+far feel fine first found getting give given go goes going gone good gotten great guess guy guys hadn't happen
+happened hasn't haven't he's hear heard hello hey hi honestly however huh i'd i'll i'm i've idea important indeed
+instead interesting isn't it's keep kind knew know known last later least less let's likely literally little long
+look looking lot lots made main make makes making many may maybe mean means meant might mind mine mostly much must
+need needed needs never new next nice nobody none nothing often oh ok okay old one ones onto others otherwise part
+particular people perhaps point pretty probably put quite rather right said saw saying see seem seemed seems seen
+shouldn't show since somebody somehow sometimes somewhat sort start started still stuff super sure take taken
+talking thank thanks that's there's they're think thinking though thought time times today together took toward
+towards tried true try trying um uh understand upon use used using usually via wait want wanted wants wasn't way
+ways we'll we're we've well went weren't what's whatever whether whole whose within without won't work worked
+working wouldn't wow yeah year years yes yet you'd you'll you're you've welcome question questions answer today's
+gives gave giving learned learnt increases increased decided helps helped helping finished reached picked joined
+moved realized realised believe believed noticed knows taught
 """.split())
 # Words that say nothing as (part of) a title, though they may matter in a statement.
-TITLE_STOPWORDS = STOPWORDS | frozenset("""
+TITLE_STOPWORDS = SPOKEN_STOPWORDS | frozenset("""
 thoughts idea ideas whoever whatever throughout everything everyone everybody honestly obviously literally
 definitely certainly exactly totally necessarily especially particularly
 """.split())

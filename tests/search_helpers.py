@@ -11,9 +11,9 @@ from conftest import SHARED
 from archive.fts_tables import ensure_fts
 from archive.passages import load_passage_rows, make_passages, save_passages
 from archive.records import Segment, TranscriptSource
+from archive.transcript_store import save_transcript
 from archive.vectors import ensure_embeddings
 from ingest.transcript_files import parse_transcript
-from ingest.transcripts import save_transcript
 
 DTC = SHARED / "corpus" / "datatalksclub_podcast"
 

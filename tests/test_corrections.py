@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from archive import corrections, producers, stages
+from archive import corrections, producers, stages, transcript_alignment
 from archive.corrections import (corrections_key, edit_line, preview_replace, rename_speaker, replace_in_transcript,
                                  revert_line, set_speaker, undo)
 from archive.db import connect, open_db
@@ -17,10 +17,9 @@ from archive.passages import load_passage_rows, make_passages, save_passages
 from archive.producers import Producer
 from archive.records import Segment, TranscriptSource, Word
 from archive.search import search
-from archive.transcript_formats import load_segments
+from archive.transcript_store import load_segments, save_transcript
 from archive.vectors import ensure_embeddings
 from fakes import FakeEmbedder
-from ingest.transcripts import save_transcript
 from web_fixtures import make_app
 
 ALICE = Producer(1, "alice")
@@ -246,8 +245,8 @@ def test_a_line_must_keep_some_text_and_exist(db, cloud):
 
 def test_words_are_dropped_when_they_do_not_spell_the_line():
     words = json.dumps([{"word": " Hello", "start": 0, "end": 1}])
-    assert corrections.realign_words(words, "Goodbye", "Goodbye there") is None
-    assert json.loads(corrections.realign_words(words, "Hello", "hello there")) == [
+    assert transcript_alignment.realign_words(words, "Goodbye", "Goodbye there") is None
+    assert json.loads(transcript_alignment.realign_words(words, "Hello", "hello there")) == [
         {"word": " hello", "start": 0, "end": 1}, {"word": " there", "start": 1.0, "end": 1.0, "probability": None}]
 
 

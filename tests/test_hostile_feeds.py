@@ -31,7 +31,7 @@ from ingest.feed_fetch import fetch_feed
 from ingest.http import FetchRules, HttpOptions, fetch_bytes, make_client
 from ingest.opml import expand_sources
 from ingest.pipeline import IngestOptions, ingest_sources
-from ingest.transcripts import fetch_transcript_file
+from ingest.transcript_files import fetch_transcript_file
 
 MARKER = "PODARCHIVE-SECRET-4f1c"  # written in local files a feed must not reach
 NO_RETRY = HttpOptions(attempts=1, backoff_seconds=0)

@@ -23,4 +23,4 @@ def test_wheel_contains_templates_and_static_files(tmp_path):
     for name in templates:
         assert any(n.startswith("archive/templates/") and n.endswith("/" + name) for n in names), name
     assert any(n.startswith("archive/static/") and n.endswith(".css") for n in names)
-    assert "archive/cli.py" in names and "ingest/pipeline.py" in names
+    assert "archive/cli/__init__.py" in names and "ingest/pipeline.py" in names

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from archive import queries, stages, studio
+from archive import episode_indexing, queries, stages, studio
 from archive.db import open_db
 from archive.errors import NotEditableError, NotFoundError, ValidationError
 from archive.studio import EpisodeFields, Takeaway
@@ -285,7 +285,7 @@ def test_editing_a_published_episode_embeds_its_new_notes_and_takeaways_a_drafts
     embedder = FakeEmbedder()
 
     def embedded(episode):
-        return studio._missing_vectors(db, embedder.name, note_vectors.documents(db, [episode])) == 0
+        return episode_indexing._missing_vectors(db, embedder.name, note_vectors.documents(db, [episode])) == 0
 
     unpublished = draft(db, show, notes_markdown="First notes")
     studio.update_episode(db, unpublished, {"notes_markdown": "Other notes"}, ANN, embedder=embedder)

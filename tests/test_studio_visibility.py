@@ -16,7 +16,7 @@ from archive.passages import make_passages, save_passages
 from archive.records import Segment
 from archive.search import search
 from archive.search_filters import unpublished_episodes
-from archive.transcript_formats import load_segments
+from archive.transcript_store import load_segments
 from archive.vectors import ensure_embeddings
 from fakes import FakeEmbedder
 from ingest.search_index import ensure_note_embeddings

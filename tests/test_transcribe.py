@@ -23,8 +23,8 @@ from ingest.transcribe import (  # noqa: E402
     WhisperTranscriber,
     default_model_path,
     load_whisper,
-    resolve_model,
     transcribe_file,
+    whisper_model_path,
 )
 
 SHORT = SHARED / "datacast" / "episode-070-short.mp3"
@@ -64,7 +64,7 @@ def test_default_options_are_documented_choices():
             options.vad_filter, options.cpu_threads) == (None, "cpu", 5, False, "en", False, 0)
     assert options.resolved().compute_type == "int8"
     assert TranscriptionOptions(device="cuda").resolved().compute_type == "default"
-    assert resolve_model(None) == resolve_model("tiny.en") == str(default_model_path())
+    assert whisper_model_path(None) == whisper_model_path("tiny.en") == str(default_model_path())
 
 
 def test_short_clip_word_error_rate(short_default):

@@ -13,17 +13,17 @@ from conftest import ROOT, SHARED
 from archive.db import open_db
 from archive.errors import TranscriptFetchError, TranscriptFormatError
 from archive.records import Segment, TranscriptSource, Word
-from archive.transcript_formats import load_segments
+from archive.transcript_store import load_segments, save_transcript
 from ingest.http import make_client
 from ingest.transcript_files import (
     choose_transcript,
     decode_text,
     detect_format,
+    fetch_transcript_file,
     format_of,
     parse_clock,
     parse_transcript,
 )
-from ingest.transcripts import fetch_transcript_file, save_transcript
 
 EXAMPLES = SHARED / "transcripts"
 TWIML_VTT = SHARED / "corpus" / "twiml_whisper_transcripts" / "vtt"
@@ -293,7 +293,7 @@ def test_kill_mid_write_leaves_old_transcript(db_path):
         import os
         from archive.db import open_db
         from archive.records import Segment, TranscriptSource
-        from ingest.transcripts import save_transcript
+        from archive.transcript_store import save_transcript
 
         def segments():
             for i in range(1000):

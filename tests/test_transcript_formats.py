@@ -7,9 +7,9 @@ import webvtt
 from conftest import ROOT, SHARED
 
 from archive.records import Segment, TranscriptSource, Word
-from archive.transcript_formats import load_segments, to_json, to_srt, to_text, to_vtt
+from archive.transcript_exports import to_json, to_srt, to_text, to_vtt
+from archive.transcript_store import load_segments, save_transcript
 from ingest.transcript_files import parse_transcript
-from ingest.transcripts import save_transcript
 
 SEGMENTS = [
     Segment(0.0, 2.76, "In today's episode, you'll learn <whether> or not you & I", "Sarah"),
@@ -100,7 +100,7 @@ def test_real_transcript_survives_export_and_reimport():
 
 
 def test_exports_module_does_not_import_models():
-    tree = ast.parse((ROOT / "archive" / "transcript_formats.py").read_text())
+    tree = ast.parse((ROOT / "archive" / "transcript_exports.py").read_text())
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}

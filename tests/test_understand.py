@@ -7,9 +7,9 @@ from archive import stages
 from archive.errors import NotFoundError, StageError
 from archive.passages import split_sentences
 from archive.records import Segment, TranscriptSource
+from archive.transcript_store import save_transcript
 from fakes import FakeEmbedder
 from ingest import understand
-from ingest.transcripts import save_transcript
 from ingest.index_run import STAGES, understand_episode
 
 DATACAST = SHARED / "datacast"

@@ -1,8 +1,8 @@
 """The web site and JSON API over an archive.
 
 `create_app()` is the only entry point: nothing happens at import time. Settings come from, in order, the
-defaults in SETTINGS, environment variables prefixed PODARCHIVE_ (PODARCHIVE_DATABASE=..., values parsed as
-JSON where they can be), then the mapping given to create_app (tests, the CLI).
+defaults in SETTINGS, the PODARCHIVE_* environment variables (archive/settings.py: PODARCHIVE_DB=..., values
+parsed as JSON where they can be), then the mapping given to create_app (tests, the CLI).
 """
 
 from __future__ import annotations
@@ -16,49 +16,19 @@ from typing import Any, Callable
 
 from flask import Flask
 
+from archive.settings import Settings
+
 
 @dataclass(frozen=True)
 class Setting:
-    name: str
-    default: Callable[[], Any]
+    name: str  # the app.config key
+    variable: str  # the environment variable that sets it
+    default: Any
     help: str
 
 
-SETTINGS = (
-    Setting("DATABASE", lambda: os.environ.get("PODARCHIVE_DB") or "podarchive.db",
-            "Path of the archive's SQLite file (default: $PODARCHIVE_DB, else podarchive.db)."),
-    Setting("SECRET_KEY", lambda: None,
-            "Flask's secret key: it signs the session cookies of producers logged in to the studio. Default: made "
-            "once and kept beside the archive in <DATABASE>.secret (mode 0600), so every process serving the "
-            "archive shares it; a random one for each process when DATABASE is ':memory:'."),
-    Setting("SESSION_COOKIE_SECURE", lambda: False,
-            "Send the session cookie over HTTPS only: set it to true when the site is served behind HTTPS."),
-    Setting("TRUSTED_PROXIES", lambda: 0,
-            "How many reverse proxies in front of the site add to X-Forwarded-For: the client address that login "
-            "throttling counts is then taken from that header (werkzeug's ProxyFix). 0: the connection's address."),
-    Setting("EMBEDDER", lambda: None,
-            "Embedding model for semantic and hybrid search: a sentence-transformers model name or folder, or an "
-            "Embedder object (archive.embeddings; tests and benches pass their fake to create_app). Default: "
-            "all-MiniLM-L6-v2, loaded on the first search that needs it."),
-    Setting("PER_PAGE", lambda: 25, "Episodes per page on the site and the default page size of the API."),
-    Setting("MAX_PER_PAGE", lambda: 100, "Largest per_page the API accepts."),
-    Setting("SEARCH_LIMIT", lambda: 40, "Most moments a search page or API call returns."),
-    Setting("SEARCH_PAGE_RESULTS", lambda: 20,
-            "Moments the search page shows first; its “More moments” link shows up to SEARCH_LIMIT."),
-    Setting("MAX_QUERY_CHARS", lambda: 500, "Longest search query; the site shortens longer ones, the API refuses them."),
-    Setting("FEED_LIMIT", lambda: 1000, "Most episodes a show's re-published feed lists, newest first."),
-    Setting("BASE_URL", lambda: None,
-            "The site's public address, e.g. https://archive.example.org/: every absolute URL the site makes (the "
-            "API's URLs, the re-published feeds' links and enclosures, canonical links) starts with it. Default: "
-            "the host each request came to."),
-    Setting("TRUSTED_HOSTS", lambda: None,
-            "Host names the site answers to (Flask's TRUSTED_HOSTS, e.g. [\"archive.example.org\"]); other Host "
-            "headers get 400. Set it in production: without it (the default) any Host header is accepted, and "
-            "without BASE_URL absolute URLs are built from it."),
-    Setting("STUDIO_MAX_UPLOAD_MB", lambda: 2048,
-            "Largest audio file a producer may upload, in MB (MiB). Flask's MAX_CONTENT_LENGTH is set from it (plus "
-            "1 MB for a form's other fields), so a larger request is refused with 413 before it is read."),
-)
+SETTINGS = tuple(Setting(variable.site, variable.name, getattr(Settings(), attribute), variable.help)
+                 for attribute, variable in Settings.variables() if variable.site)
 UPLOAD_REQUEST_OVERHEAD = 1024 * 1024  # a multipart form's boundaries and other fields, beside the file
 
 
@@ -71,8 +41,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
-    app.config.from_mapping({setting.name: setting.default() for setting in SETTINGS})
-    app.config.from_prefixed_env("PODARCHIVE")
+    app.config.from_mapping(Settings.from_env().site_config())  # the defaults, then the PODARCHIVE_* environment
     if test_config:
         app.config.from_mapping(test_config)
     if not app.config["SECRET_KEY"]:

@@ -183,7 +183,7 @@ def transcript(episode_id: int):
 def search():
     args = request.args
     max_chars = current_app.config["MAX_QUERY_CHARS"]
-    query = params.clean_text(args.get("q"))
+    query = params.tidy_param(args.get("q"))
     if not query:
         raise params.BadParameter("q", "give the words to search for, e.g. /api/search?q=feature+stores")
     if len(query) > max_chars:
@@ -212,7 +212,7 @@ def search():
 
 @bp.get("/guests")
 def guests():
-    name = params.clean_text(request.args.get("q"))[:200]
+    name = params.tidy_param(request.args.get("q"))[:200]
     return jsonify({"guests": [person_json(row) for row in queries.list_people(get_db(), name_contains=name or None)]})
 
 

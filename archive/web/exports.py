@@ -9,7 +9,8 @@ from werkzeug.exceptions import NotFound
 
 from archive import queries
 from archive.sanitize import public_url
-from archive.transcript_formats import load_segments, to_json, to_srt, to_text, to_vtt
+from archive.transcript_exports import to_json, to_srt, to_text, to_vtt
+from archive.transcript_store import load_segments
 
 from .db import get_db
 

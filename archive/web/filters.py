@@ -7,16 +7,12 @@ import datetime as dt
 from flask import Flask
 
 from archive.sanitize import public_guid, public_url
+from archive.timefmt import clock
 
 
 def timecode(seconds: float | None) -> str:
     """62.4 -> '1:02'; 3725 -> '1:02:05'."""
-    if seconds is None:
-        return ""
-    total = max(0, int(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    return "" if seconds is None else clock(max(0, int(seconds)))
 
 
 def duration_text(seconds: float | None) -> str:

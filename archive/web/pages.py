@@ -11,7 +11,7 @@ from markupsafe import Markup, escape
 
 from archive import queries
 from archive.errors import NotFoundError
-from archive.people import normalise_name
+from archive.people import find_people
 from archive.sanitize import clean_notes, public_url
 
 from . import params
@@ -221,7 +221,7 @@ def search():
         "q": query,
         "mode": _lenient(params.get_mode, request.args, problems, "hybrid"),
         "show": _lenient(params.get_show_id, request.args, problems, None),
-        "guest": params.clean_text(request.args.get("guest"))[:200],
+        "guest": params.tidy_param(request.args.get("guest"))[:200],
         "since": _lenient(lambda a: params.get_date(a, "since"), request.args, problems, None),
         "until": _lenient(lambda a: params.get_date(a, "until", end_of_period=True), request.args, problems, None),
     }
@@ -260,17 +260,9 @@ def _lenient(read, args, problems: list[str], default):
 
 def find_person(db, text: str) -> dict | None:
     """A person by slug, by name, or by the only name that contains the text."""
-    slug = text.strip().lower()
-    if params.SLUG.match(slug):
-        try:
-            return queries.get_person(db, slug)
-        except NotFoundError:
-            pass
-    key = normalise_name(text)
-    if key:
-        person = queries.person_by_name_key(db, key)
-        if person:
-            return person
+    named = find_people(db, text, queries.PERSON_SHOWN)
+    if named:
+        return named[0]
     matches = queries.list_people(db, name_contains=text)
     return matches[0] if len(matches) == 1 else None
 
@@ -278,7 +270,7 @@ def find_person(db, text: str) -> dict | None:
 @bp.get("/guests")
 def guests():
     db = get_db()
-    name = params.clean_text(request.args.get("q"))[:200]
+    name = params.tidy_param(request.args.get("q"))[:200]
     people = queries.list_people(db, name_contains=name or None)
     return render_template("guests.html", people=people, name=name)
 

@@ -8,7 +8,6 @@ import re
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest
 
-MODES = ("hybrid", "keyword", "semantic")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,199}$")
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 TIMECODE = re.compile(r"^(?:(\d{1,3}):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)$")
@@ -23,7 +22,7 @@ class BadParameter(BadRequest):
         self.param = name
 
 
-def clean_text(value: str | None) -> str:
+def tidy_param(value: str | None) -> str:
     """Control characters (NUL included) removed, whitespace collapsed."""
     if not value:
         return ""
@@ -31,7 +30,7 @@ def clean_text(value: str | None) -> str:
 
 
 def get_int(args: MultiDict, name: str, default: int | None = None, minimum: int = 0, maximum: int = 10**9):
-    raw = clean_text(args.get(name))
+    raw = tidy_param(args.get(name))
     if not raw:
         return default
     if not re.fullmatch(r"[+-]?\d{1,12}", raw):
@@ -55,7 +54,7 @@ def get_show_id(args: MultiDict) -> int | None:
 
 
 def get_slug(args: MultiDict, name: str = "guest") -> str | None:
-    raw = clean_text(args.get(name)).lower()
+    raw = tidy_param(args.get(name)).lower()
     if not raw:
         return None
     if not SLUG.match(raw):
@@ -64,7 +63,9 @@ def get_slug(args: MultiDict, name: str = "guest") -> str | None:
 
 
 def get_mode(args: MultiDict) -> str:
-    raw = clean_text(args.get("mode")).lower() or "hybrid"
+    from archive.search import MODES  # here, not at import: the site loads the search code on first use
+
+    raw = tidy_param(args.get("mode")).lower() or "hybrid"
     if raw not in MODES:
         raise BadParameter("mode", f"must be one of {', '.join(MODES)}")
     return raw
@@ -72,7 +73,7 @@ def get_mode(args: MultiDict) -> str:
 
 def get_date(args: MultiDict, name: str, end_of_period: bool = False) -> str | None:
     """YYYY-MM-DD, YYYY-MM or YYYY -> an ISO date; a year or month given alone means its first (or last) day."""
-    raw = clean_text(args.get(name))
+    raw = tidy_param(args.get(name))
     if not raw:
         return None
     try:
@@ -94,7 +95,7 @@ def get_date(args: MultiDict, name: str, end_of_period: bool = False) -> str | N
 
 def get_query(args: MultiDict, max_chars: int) -> tuple[str, bool]:
     """The search text, cleaned, and whether it had to be shortened to max_chars."""
-    query = clean_text(args.get("q"))
+    query = tidy_param(args.get("q"))
     if len(query) > max_chars:
         return query[:max_chars].rstrip(), True
     return query, False
@@ -102,7 +103,7 @@ def get_query(args: MultiDict, max_chars: int) -> tuple[str, bool]:
 
 def parse_time(value: str | None) -> float | None:
     """'123', '123.5', '2:03' or '1:02:03' -> seconds; anything else -> None (the page just starts at 0)."""
-    raw = clean_text(value)
+    raw = tidy_param(value)
     if not raw:
         return None
     match = TIMECODE.match(raw)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from flask import Flask, current_app, request
 from markupsafe import Markup
@@ -135,11 +135,9 @@ def group_by_episode(results: list[SearchResult]) -> list[EpisodeHits]:
 
 
 def result_json(result: SearchResult) -> dict:
-    """A result as the API gives it: the fields of `podarchive search --json` (the record's fields, its extras
-    lifted beside them), with the snippet made safe."""
-    data = asdict(result)
-    extra = data.pop("extra", None) or {}
-    data.update({key: value for key, value in extra.items() if key not in data})
+    """A result as the API gives it: the fields of `podarchive search --json` (`SearchResult.as_dict`), with the
+    snippet and the guid made safe."""
+    data = result.as_dict()
     data["snippet"] = clean_snippet(result.snippet)
     data["episode_guid"] = public_guid(result.episode_guid)
     return data

@@ -20,17 +20,18 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from archive import producers, queries, studio, work_queue
 from archive.db import utcnow
-from archive.episode_fields import check_notes, media_dir, to_utc_iso
+from archive.episode_fields import check_notes, to_utc_iso
 from archive.errors import NotFoundError, UploadError, ValidationError
 from archive.sanitize import clean_notes, render_markdown
+from archive.settings import Settings
 from archive.uploads import describe_size, save_upload
 
 from . import max_upload_bytes
 from .auth import login_required, require_show
 from .db import get_db
 from .searching import get_embedder
-from .studio_form import (ADDED_ROWS, BLANK_ROWS, LABELS, EpisodeForm, changes, clock, error_key, form_from_episode,
-                          form_from_request, is_web_url, message, move_row, raw_values)
+from .studio_form import (ADDED_ROWS, BLANK_ROWS, LABELS, EpisodeForm, changes, error_key, exact_clock,
+                          form_from_episode, form_from_request, is_web_url, message, move_row, raw_values)
 
 bp = Blueprint("studio", __name__, url_prefix="/studio")
 
@@ -261,7 +262,7 @@ def audio_change(form: EpisodeForm, episode: dict | None) -> tuple[bool, str | N
     upload = request.files.get("audio_file")
     if upload is not None and upload.filename:
         try:
-            stored = save_upload(upload.stream, media_dir(), max_upload_bytes(current_app),
+            stored = save_upload(upload.stream, Settings.from_env().media_dir, max_upload_bytes(current_app),
                                  declared_name=upload.filename, declared_type=upload.mimetype or None)
         except UploadError as exc:
             return False, None, f"The file was refused: {exc}."
@@ -378,7 +379,7 @@ def studio_value(name: str, value) -> dict:
         return {"kind": "list", "items": [str(item) for item in value]}
     if name in ("takeaways", "chapters") and isinstance(value, list):
         return {"kind": "rows", "items": [
-            {"title": item.get("title"), "text": item.get("text"), "start": clock(item.get("start"))}
+            {"title": item.get("title"), "text": item.get("text"), "start": exact_clock(item.get("start"))}
             for item in value if isinstance(item, dict)]}
     if name in ("published", "publish_at"):
         return {"kind": "text", "text": studio_time(value) or str(value)}

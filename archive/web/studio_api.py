@@ -21,10 +21,10 @@ from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, Unp
 from werkzeug.http import parse_options_header
 
 from archive import producers, studio
-from archive.episode_fields import media_dir
 from archive.errors import NotEditableError, StudioError, UploadError, UploadTooLargeError, ValidationError
 from archive.media_types import is_audio_type
 from archive.sanitize import clean_notes, public_guid, public_url
+from archive.settings import Settings
 from archive.uploads import describe_size, save_upload
 
 from . import max_upload_bytes
@@ -159,7 +159,7 @@ def audio_url_json(value: str | None) -> str | None:
     url = public_url(value)
     if url:
         return url
-    folder = media_dir().resolve()
+    folder = Settings.from_env().media_dir.resolve()
     path = Path(value).resolve()
     return path.relative_to(folder).as_posix() if path.is_relative_to(folder) else None
 
@@ -357,7 +357,7 @@ def upload_audio(episode_id: int):
     if declared_type and not is_audio_type(declared_type):
         raise UnsupportedMediaType(description=f"Send audio (Content-Type audio/*), not {declared_type[:100]}.")
     _, disposition = parse_options_header(request.headers.get("Content-Disposition", ""))
-    stored = save_upload(request.stream, media_dir(), cap, declared_name=disposition.get("filename"),
+    stored = save_upload(request.stream, Settings.from_env().media_dir, cap, declared_name=disposition.get("filename"),
                          declared_type=declared_type)
     try:
         episode = studio.update_episode(get_db(), episode_id, {"audio_url": str(stored.path)}, g.producer)

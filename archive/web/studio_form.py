@@ -20,6 +20,7 @@ from werkzeug.datastructures import MultiDict
 from archive.episode_fields import MAX_ITEMS, validate_changes
 from archive.errors import ValidationError
 from archive.people import normalise_name
+from archive.timefmt import clock
 
 ROW_PARTS = {"takeaways": ("title", "text", "start"), "chapters": ("title", "start")}
 BLANK_ROWS = 2  # blank rows under the filled ones, for adding without JavaScript
@@ -77,17 +78,14 @@ class EpisodeForm:
 
 # -- showing --------------------------------------------------------------------------------------------------
 
-def clock(seconds: float | None) -> str:
+def exact_clock(seconds: float | None) -> str:
     """Seconds as the form shows them, exactly: 754 -> '12:34', 3725.5 -> '1:02:05.5'."""
     if seconds is None:
         return ""
     seconds = round(float(seconds), 3)
     whole = math.floor(seconds)
     fraction = f"{seconds - whole:.3f}".rstrip("0").rstrip(".")[1:]  # ".5" or ""
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-    return text + fraction
+    return clock(whole) + fraction
 
 
 def local_input(iso: str | None) -> str:
@@ -112,8 +110,8 @@ def form_from_episode(episode: dict) -> EpisodeForm:
         guests="\n".join(fields["guests"]),
         audio_url=audio if is_web_url(audio) else "",
         notes_markdown=fields["notes_markdown"] or "",
-        takeaways=[Row(t["title"] or "", t["text"] or "", clock(t["start"])) for t in fields["takeaways"]],
-        chapters=[Row(c["title"] or "", "", clock(c["start"])) for c in fields["chapters"]],
+        takeaways=[Row(t["title"] or "", t["text"] or "", exact_clock(t["start"])) for t in fields["takeaways"]],
+        chapters=[Row(c["title"] or "", "", exact_clock(c["start"])) for c in fields["chapters"]],
         publish_at=local_input(episode.get("publish_at")),
         revision=str(last.get("revision_id") or ""),
     )

@@ -1,6 +1,6 @@
-"""A stored transcript as WebVTT, SRT, Podcasting 2.0 JSON or readable text (CLI and web exports).
+"""A transcript's segments as WebVTT, SRT, Podcasting 2.0 JSON or readable text (CLI and web exports).
 
-Reads the store only: no Whisper, no torch.
+The segments come from the store (archive/transcript_store.py `load_segments`); no Whisper, no torch.
 
 - `to_vtt`: a `<v Speaker>` voice span on every cue whose speaker is known.
 - `to_srt`: a `Speaker: ` prefix on every cue whose speaker is known (the Podcasting 2.0 convention).
@@ -19,29 +19,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import sqlite_utils
 import srt
 
-from archive.records import Segment, Word
+from archive.records import Segment
 
 PARAGRAPH_SECONDS = 60.0
-
-
-def load_segments(db: sqlite_utils.Database, episode_id: int) -> list[Segment]:
-    """The episode's transcript segments in order; an empty list when it has no transcript."""
-    rows = db.execute(
-        """SELECT s.start, s.end, s.text, s.speaker, s.words FROM segments s
-           JOIN transcripts t ON t.id = s.transcript_id
-           WHERE t.episode_id = ? ORDER BY s.idx""",
-        [episode_id],
-    ).fetchall()
-    return [Segment(start, end, text, speaker, _words(words)) for start, end, text, speaker, words in rows]
-
-
-def _words(value: str | None) -> list[Word] | None:
-    if not value:
-        return None
-    return [Word(w["word"], w["start"], w["end"], w.get("probability")) for w in json.loads(value)]
 
 
 def _clock(seconds: float, separator: str = ".") -> str:
