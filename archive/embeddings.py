@@ -130,11 +130,11 @@ class TracedQueryEncoder:
     """A sentence-transformers model's transformer traced with TorchScript, for one text at a time.
 
     A search embeds one short query, where eager PyTorch spends much of its time in per-module Python dispatch
-    and sentence-transformers' batching: traced, a query took 15 ms instead of 24 ms (median of the 145 queries of
-    bench/search_speed.py on the 2-core machine). (The traced call still holds the GIL: run on a thread beside
-    the keyword ranking, it saved nothing.) Only for models made of a Hugging Face transformer followed by
-    sentence-transformers modules (pooling, normalising): `build` checks the traced copy against the eager model
-    on two lengths and gives None when anything differs.
+    and sentence-transformers' batching: traced, a query embeds faster than eager (median over the queries of
+    bench/search_speed.py; figures in the README, Benchmarks). (The traced call still holds the GIL: run on a
+    thread beside the keyword ranking, it saved nothing.) Only for models made of a Hugging Face transformer
+    followed by sentence-transformers modules (pooling, normalising): `build` checks the traced copy against the
+    eager model on two lengths and gives None when anything differs.
     """
 
     CHECK_TEXTS = ("warm up", "a longer text to check that the traced model follows the length of its input, "

@@ -32,8 +32,8 @@ import sqlite_utils
 
 log = logging.getLogger(__name__)
 
-# FTS5 ranking took 20 ms a query (three ranked lists) at 16k passages in bench/search_quality.py and grows with
-# the archive; Tantivy took 3 ms. Above this many passages, the side indexes take over.
+# FTS5 ranking (three ranked lists) on bench/search_quality.py's archive was already several times slower than
+# Tantivy's and grows with the archive. Above this many passages, the side indexes take over.
 LARGE_ARCHIVE_PASSAGES = 20_000
 
 _cache: dict[tuple, object] = {}
@@ -44,8 +44,8 @@ _last_refresh: dict[tuple, float] = {}
 _build_seconds: dict[tuple, float] = {}
 STALE_REFRESH_SECONDS = 30.0  # a site under a busy ingest refreshes each index at most this often
 # ... and rebuilds spend at most this share of one core: the next waits (1 / share) times as long as the last took.
-# Measured under bench/web_load.py: a Tantivy + faiss rebuild of 43k passages took seconds of CPU, and rebuilding
-# every 30 s in each server process was what pushed page latencies up on 2 cores.
+# Under bench/web_load.py (figures in the README, Benchmarks), a Tantivy + faiss rebuild took seconds of CPU, and
+# rebuilding every 30 s in each server process was what pushed page latencies up on 2 cores.
 REBUILD_CPU_SHARE = 0.1
 _stale_ok = contextvars.ContextVar("podarchive_stale_ok", default=False)
 
@@ -149,7 +149,7 @@ def _timed(key: tuple, build) -> None:
 def _build_in_child(path: str, key: tuple) -> float:
     """Build a side index in a child process at low priority and save it to the index folder. In the server's
     own process, Tantivy's commit and faiss' training hold the GIL for seconds, stalling every request thread
-    (measured: p99 of 4 s in bench/web_load.py). Returns the child's CPU seconds."""
+    (bench/web_load.py's p99; figures in the README). Returns the child's CPU seconds."""
     import subprocess
     import sys
 

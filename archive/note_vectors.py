@@ -9,10 +9,9 @@ change keeps its vector.
 
 * a takeaway is one document: its title and text;
 * an episode's notes are one document of its title and notes when they fit the model's window (all-MiniLM-L6-v2
-  reads 256 word pieces; DataTalks.Club notes run 1.5 pieces a word, a median of 274 pieces with the title, and
-  three quarters of them would be cut short), else `chunks` of at most NOTE_WORDS words, each headed by the title
-  and of even length; an episode ranks by its best chunk. Past MAX_CHUNKS chunks the rest of very long notes (link
-  lists, sponsors) is left out.
+  reads 256 word pieces; with the title, most DataTalks.Club notes run past that and would be cut short), else
+  `chunks` of at most NOTE_WORDS words, each headed by the title and of even length; an episode ranks by its
+  best chunk. Past MAX_CHUNKS chunks the rest of very long notes (link lists, sponsors) is left out.
 
 They are few beside passages (tens of thousands at most), so ranking is exact: one float32 matrix per model,
 cached per archive like the exact vector index and rebuilt when the `search_versions` counters move on. The web

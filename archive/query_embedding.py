@@ -29,8 +29,8 @@ _threads_lock = threading.Lock()
 @contextmanager
 def one_torch_thread():
     """Embed one short query on one thread: a sentence gains next to nothing from intra-op threads, while on a
-    busy machine every OpenMP barrier waits for a core (measured: ~1 s instead of ~85 ms per query with two
-    threads under load). The setting is restored once no search is embedding; a no-op until torch is imported."""
+    busy machine every OpenMP barrier waits for a core (two threads under load made a query many times slower
+    than one). The setting is restored once no search is embedding; a no-op until torch is imported."""
     torch = sys.modules.get("torch")
     if torch is None:
         yield

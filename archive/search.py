@@ -59,10 +59,10 @@ class SearchTuning:
     # episode's reciprocal rank fusion, so the moments of an episode both rankings agree on come first.
     episode_weight: float = 0.25
     # Added to the cosine of takeaways and episode notes where the semantic ranking merges them with passages
-    # (`merge_notes`); notes score lower than passages anyway (median best cosine 0.57 against 0.64 on the
-    # DataTalks.Club questions). On bench/search_quality.py's tuning questions, 0 made hybrid search on the side
-    # indexes worse (episode MRR 0.820 -> 0.794), -0.1 gained nothing in semantic search, and -0.05 left every
-    # hybrid figure as it was while semantic search gained; held out, it left no figure of either mode worse.
+    # (`merge_notes`); notes score lower than passages anyway (a lower median best cosine on the DataTalks.Club
+    # questions). On bench/search_quality.py's tuning questions, 0 made hybrid search on the side indexes worse
+    # (a lower episode MRR), -0.1 gained nothing in semantic search, and -0.05 left every hybrid figure as it was
+    # while semantic search gained; held out, it left no figure of either mode worse (figures in the README).
     note_offset: float = -0.05
     # An episode ranks in each list by its first `episode_hits` hits (the sum of their reciprocal ranks). Three
     # gained on bench/search_quality.py's tuning questions (long interviews), but let a long episode's many weak

