@@ -22,7 +22,7 @@ from archive.vectors import count_embeddings
 from .passage_vectors import embed_passages
 from .passages import PASSAGES, make_episode_passages
 from .search_index import update_search_indexes
-from .stages import EpisodeRun
+from .stages import EpisodeRun, EpisodeSummary
 from .understand import UNDERSTANDING, UnderstandOptions, understand
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class IndexReport:
 
 
 def understand_episode(db: sqlite_utils.Database, episode_id: int, embedder: Embedder, client=None,
-                       options: UnderstandOptions | None = None) -> dict:
+                       options: UnderstandOptions | None = None) -> EpisodeSummary:
     """Bring one episode's passages, their vectors, and its chapters, takeaways and guests up to date.
 
     Returns a summary: counts, sources, which stages ran or were skipped, errors by stage. Raises NotFoundError
@@ -116,7 +116,7 @@ def build_index(db: sqlite_utils.Database, embedder: Embedder | None = None, opt
                 report.failures.append((f"{episode['show']} / {episode['guid']}", "index", str(exc)))
                 log.warning("index: episode %s failed: %s", episode["id"], exc)
             else:
-                if summary and summary.get("ran"):
+                if summary and summary.ran:
                     report.done += 1
                 else:
                     report.skipped += 1

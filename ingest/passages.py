@@ -21,11 +21,11 @@ def make_episode_passages(run: EpisodeRun, target: float = 45, min_seconds: floa
     keeps why)."""
     digest = run.digest(PASSAGES, run.text_key, target, min_seconds, max_seconds)
     if not run.needed(PASSAGES, digest):
-        run.summary["passages"] = len(run.passage_rows())
+        run.summary.passages = len(run.passage_rows())
         return True
     with run.stage(PASSAGES, digest):
         passages = make_passages(run.segments, target, min_seconds, max_seconds)
         run.set_passage_rows(save_passages(run.db, run.episode_id, passages))
-        run.summary["passages"] = len(passages)
+        run.summary.passages = len(passages)
         return True
     return False

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
@@ -31,6 +32,23 @@ from archive.transcript_store import load_segments
 log = logging.getLogger(__name__)
 
 VERSION = 1  # bump when a method after the transcript changes: every episode is then indexed again
+
+
+@dataclass
+class EpisodeSummary:
+    """What one episode's run after its transcript did: the stages that ran, those skipped on unchanged input,
+    errors by stage, and what the stages that ran made (None: that stage did not run)."""
+
+    episode_id: int
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    passages: int | None = None
+    chapters: int | None = None
+    chapters_source: str | None = None
+    takeaways: int | None = None
+    takeaways_source: str | None = None
+    guests: list[str] | None = None
 
 
 def _one(db: sqlite_utils.Database, sql: str, episode_id: int, missing: str) -> dict:
@@ -54,7 +72,7 @@ class EpisodeRun:
         corrected = corrections_key(db, episode_id)
         self.text_key = self.transcript_key + [corrected] if corrected else self.transcript_key
         self.segments = load_segments(db, episode_id)
-        self.summary: dict = {"episode_id": episode_id, "ran": [], "skipped": [], "errors": {}}
+        self.summary = EpisodeSummary(episode_id)
         self.failures: list[tuple[str, BaseException]] = []
         self.vectors: np.ndarray | None = None  # the passages' vectors, once the embeddings stage made them
         self._rows: list[dict] | None = None
@@ -73,7 +91,7 @@ class EpisodeRun:
 
     def needed(self, stage: str, digest: str) -> bool:
         if not self.force and stages.is_done(self.db, self.episode_id, stage, digest):
-            self.summary["skipped"].append(stage)
+            self.summary.skipped.append(stage)
             return False
         return True
 
@@ -87,11 +105,11 @@ class EpisodeRun:
         except StageError as exc:
             self.fail(stage, exc.cause)
             return
-        self.summary["ran"].append(stage)
+        self.summary.ran.append(stage)
 
     def fail(self, stage: str, exc: BaseException) -> None:
         """Keep a stage's failure in the summary; the first one ends the run (`raise_first_failure`)."""
-        self.summary["errors"][stage] = stages.describe(exc)
+        self.summary.errors[stage] = stages.describe(exc)
         self.failures.append((stage, exc))
         log.warning("episode %s: %s failed: %s", self.episode_id, stage, stages.describe(exc))
 

@@ -83,14 +83,14 @@ def _chapters_stage(run: EpisodeRun, options: UnderstandOptions, transcript_key)
                 stages.mark_done(run.db, run.episode_id, CHAPTERS_FETCH, digest)
             except PodarchiveError as exc:  # a 404 or a broken file: generated chapters still serve
                 stages.mark_failed(run.db, run.episode_id, CHAPTERS_FETCH, stages.describe(exc))
-                run.summary["errors"][CHAPTERS_FETCH] = stages.describe(exc)
+                run.summary.errors[CHAPTERS_FETCH] = stages.describe(exc)
                 log.warning("episode %s: chapters file unusable, generating chapters: %s", run.episode_id, exc)
         if chapters is None:
             passages = rows_to_passages(run.passage_rows())
             chapters = generate_chapters(passages, run.vectors, episode["duration"], embedder=run.embedder)
         save_chapters(run.db, run.episode_id, chapters)
-        run.summary["chapters"] = len(chapters)
-        run.summary["chapters_source"] = chapters[0].source if chapters else None
+        run.summary.chapters = len(chapters)
+        run.summary.chapters_source = chapters[0].source if chapters else None
 
 
 def _fetch_feed_chapters(run: EpisodeRun, rules: FetchRules, url: str):
@@ -124,8 +124,8 @@ def _takeaways_stage(run: EpisodeRun, options: UnderstandOptions, transcript_key
         else:
             takeaways = []
         save_takeaways(run.db, run.episode_id, takeaways)
-        run.summary["takeaways"] = len(takeaways)
-        run.summary["takeaways_source"] = takeaways[0].source if takeaways else None
+        run.summary.takeaways = len(takeaways)
+        run.summary.takeaways_source = takeaways[0].source if takeaways else None
 
 
 def _guests_stage(run: EpisodeRun, transcript_key) -> None:
@@ -140,4 +140,4 @@ def _guests_stage(run: EpisodeRun, transcript_key) -> None:
         guests = find_guests(episode["title"], _notes(episode), feed_people, run.segments,
                              host_names=[h.name for h in hosts])
         save_guests(db, episode_id, hosts + guests)
-        run.summary["guests"] = [g.name for g in guests]
+        run.summary.guests = [g.name for g in guests]

@@ -283,16 +283,16 @@ def test_the_next_index_keeps_corrections_and_redoes_only_what_reads_the_text(db
     for episode_id in (episode, other):
         understand_episode(db, episode_id, EMBEDDER)
     machine_hashes = {stage: stages.get_stage(db, episode, stage)["input_hash"] for stage in STAGES}
-    assert understand_episode(db, episode, EMBEDDER)["ran"] == []
+    assert understand_episode(db, episode, EMBEDDER).ran == []
 
     replace_in_transcript(db, episode, "ML on", "Amazon", ALICE, embedder=EMBEDDER)
     rows = load_passage_rows(db, episode)
     summary = understand_episode(db, episode, EMBEDDER)
-    assert sorted(summary["ran"]) == sorted(STAGES)  # once, on the corrected text
+    assert sorted(summary.ran) == sorted(STAGES)  # once, on the corrected text
     assert load_passage_rows(db, episode) == rows  # the passages the correction made: the same rows, not rewritten
     assert "Amazon" in passage_texts(db, episode)
-    assert understand_episode(db, episode, EMBEDDER)["ran"] == []  # and not again
-    assert understand_episode(db, other, EMBEDDER)["ran"] == []  # an uncorrected episode keeps its key
+    assert understand_episode(db, episode, EMBEDDER).ran == []  # and not again
+    assert understand_episode(db, other, EMBEDDER).ran == []  # an uncorrected episode keeps its key
 
     undo(db, episode, corrections.corrections(db, episode)[0]["id"], ALICE)
     understand_episode(db, episode, EMBEDDER)

@@ -65,16 +65,16 @@ def stage_states(db, episode_id) -> dict:
 def test_understand_datacast_episode(db, episode):
     embedder = CountingEmbedder()
     summary = understand_episode(db, episode, embedder)
-    assert summary["ran"] == list(STAGES) and summary["errors"] == {}
-    assert summary["takeaways"] == 11 and summary["takeaways_source"] == "notes"
-    assert summary["chapters_source"] == "generated" and summary["chapters"] >= 2
-    assert summary["guests"] == ["Mohamed Elgendy"]
+    assert summary.ran == list(STAGES) and summary.errors == {}
+    assert summary.takeaways == 11 and summary.takeaways_source == "notes"
+    assert summary.chapters_source == "generated" and summary.chapters >= 2
+    assert summary.guests == ["Mohamed Elgendy"]
     assert stage_states(db, episode) == {stage: "done" for stage in STAGES}
 
     takeaways = list(db.query("SELECT * FROM takeaways WHERE episode_id = ? ORDER BY idx", [episode]))
     assert [t["start"] for t in takeaways] == sorted(t["start"] for t in takeaways)
     passages = db.execute("SELECT count(*) FROM passages WHERE episode_id = ?", [episode]).fetchone()[0]
-    assert passages == summary["passages"] > 10
+    assert passages == summary.passages > 10
     assert db.execute("SELECT count(*) FROM embeddings WHERE model = ?", [embedder.name]).fetchone()[0] == passages
     chapters = list(db.query("SELECT * FROM chapters WHERE episode_id = ? ORDER BY idx", [episode]))
     assert chapters[0]["start"] == 0 and chapters[-1]["end"] == 702.0
@@ -88,7 +88,7 @@ def test_rerun_with_unchanged_input_does_no_work(db, episode):
     understand_episode(db, episode, FakeEmbedder())
     embedder = CountingEmbedder()
     summary = understand_episode(db, episode, embedder)
-    assert summary["ran"] == [] and sorted(summary["skipped"]) == sorted(STAGES)
+    assert summary.ran == [] and sorted(summary.skipped) == sorted(STAGES)
     assert embedder.texts == 0
 
 
@@ -96,8 +96,8 @@ def test_new_notes_redo_only_what_reads_them(db, episode):
     understand_episode(db, episode, FakeEmbedder())
     db["episodes"].update(episode, {"notes_html": "<p>No takeaways this time.</p>"})
     summary = understand_episode(db, episode, FakeEmbedder())
-    assert summary["ran"] == ["takeaways", "guests"]
-    assert summary["takeaways_source"] == "generated"
+    assert summary.ran == ["takeaways", "guests"]
+    assert summary.takeaways_source == "generated"
 
 
 def test_new_transcript_redoes_everything(db, episode):
@@ -105,7 +105,7 @@ def test_new_transcript_redoes_everything(db, episode):
     save_transcript(db, episode, reference_segments()[:60],
                     TranscriptSource(source="whisper", format="whisper", model="base.en", content_hash="audio-sha"))
     summary = understand_episode(db, episode, FakeEmbedder())
-    assert summary["ran"] == list(STAGES)
+    assert summary.ran == list(STAGES)
 
 
 def test_missing_chapters_file_falls_back_to_generated(db, episode, serve, tmp_path):
@@ -113,8 +113,8 @@ def test_missing_chapters_file_falls_back_to_generated(db, episode, serve, tmp_p
     show_is_served_from(db, episode, f"{base}/feed.xml")  # a loopback feed may lead to loopback addresses
     db["episodes"].update(episode, {"chapters_url": f"{base}/chapters.json"})
     summary = understand_episode(db, episode, FakeEmbedder())
-    assert summary["chapters_source"] == "generated"
-    assert "404" in summary["errors"]["chapters_fetch"]
+    assert summary.chapters_source == "generated"
+    assert "404" in summary.errors["chapters_fetch"]
     states = stage_states(db, episode)
     assert states.pop("chapters_fetch") == "failed"
     assert states == {stage: "done" for stage in STAGES}
@@ -130,7 +130,7 @@ def test_feed_chapters_are_used(db, episode):
     url = (SHARED / "chapters" / "podcast-namespace_example.json").as_uri()
     db["episodes"].update(episode, {"chapters_url": url})
     summary = understand_episode(db, episode, FakeEmbedder())
-    assert summary["chapters_source"] == "feed" and summary["chapters"] == 9
+    assert summary.chapters_source == "feed" and summary.chapters == 9
     assert stage_states(db, episode)["chapters_fetch"] == "done"
 
 
@@ -147,7 +147,7 @@ def test_a_failing_step_is_recorded_and_the_others_still_run(db, episode, monkey
     assert "placement exploded" in stages.get_stage(db, episode, "takeaways")["last_error"]
     monkeypatch.undo()
     summary = understand_episode(db, episode, FakeEmbedder())  # the next run redoes only what failed
-    assert summary["ran"] == ["takeaways"]
+    assert summary.ran == ["takeaways"]
 
 
 def test_episode_without_transcript(db, episode):
