@@ -26,13 +26,17 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# ffmpeg (audio tools in tests and benchmarks) and Debian's chromium for the real-browser tests.
+# ffmpeg (audio tools in tests and benchmarks), Debian's chromium for the real-browser tests, and redis-server for
+# the distributed-transcription tests (they start their own on a free loopback port).
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1 || ! command -v ffmpeg >/dev/null 2>&1; then \
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v ffmpeg >/dev/null 2>&1 || \
+			! command -v redis-server >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = "0" ]; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg chromium >/dev/null; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg chromium redis-server \
+				>/dev/null; \
 		else \
-			echo "note: install ffmpeg and chromium (apt-get install ffmpeg chromium) for the browser tests"; \
+			echo "note: install ffmpeg, chromium and redis-server (apt-get install ffmpeg chromium redis-server)" \
+				"for the browser and distributed tests"; \
 		fi; \
 	fi
 
@@ -46,9 +50,10 @@ run: demo
 test: install-test system-deps
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then exit 0; fi; exit $$rc
 
-bench: install-test
+bench: install-test system-deps
 	$(BIN)/python bench/transcription.py
 	$(BIN)/python bench/ingest_twiml.py
+	$(BIN)/python bench/distributed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm

@@ -545,3 +545,31 @@ def m012_full_text_search(db):
     from .fts_tables import ensure_fts
 
     ensure_fts(db)
+
+
+@migration
+def m013_transcription_tasks(db):
+    """Whisper work sent to Celery workers (`ingest --broker`, archive/transcription_tasks.py): one row per task,
+    keyed by its deterministic id, so a coordinator killed mid-run finds on rerun what it had sent."""
+    run_script(
+        db,
+        """
+        CREATE TABLE transcription_tasks (
+            task_id TEXT PRIMARY KEY,               -- sha256 of (show feed, episode guid, audio URL, options)
+            episode_id INTEGER NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
+            audio_url TEXT NOT NULL,
+            options TEXT NOT NULL,                  -- JSON: the transcription options sent
+            state TEXT NOT NULL,                    -- queued, running, done, failed
+            worker TEXT,                            -- the Celery worker (node name) that ran it
+            attempts INTEGER NOT NULL DEFAULT 0,    -- times the coordinator sent it
+            queued_at TEXT,
+            started_at TEXT,
+            finished_at TEXT,
+            audio_seconds REAL,                     -- the audio's duration
+            work_seconds REAL,                      -- seconds the worker took (download and Whisper)
+            error TEXT
+        );
+        CREATE INDEX idx_transcription_tasks_episode ON transcription_tasks(episode_id);
+        CREATE INDEX idx_transcription_tasks_state ON transcription_tasks(state);
+        """,
+    )

@@ -105,6 +105,15 @@ class Settings:
     fetch_deadline: float = setting("FETCH_DEADLINE", 120,
                                     "Seconds one feed, OPML, transcript or chapters request may take in all, "
                                     "retries and redirects included.", parse=_number)
+    # transcription on Celery workers (ingest/distributed.py): off unless a broker is set
+    broker: str | None = setting("BROKER", None,
+                                 "Redis URL of the Celery broker (and result backend) that `ingest`, `work` and "
+                                 "`worker` use to send Whisper work to `podarchive worker` processes; unset: "
+                                 "everything runs in the one process.")
+    task_time_limit: float = setting("TASK_TIME_LIMIT", 3600,
+                                     "Seconds one transcription task (download and Whisper) may run on a worker; "
+                                     "a lost worker's task comes back to the queue after 1.25 times this.",
+                                     parse=_number)
     # the site (archive/web), under their app.config keys
     secret_key: str | None = site_setting(
         "SECRET_KEY", None,

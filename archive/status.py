@@ -1,10 +1,13 @@
-"""What `podarchive status` reports: each show's episodes by stage, and every failure with its reason."""
+"""What `podarchive status` reports: each show's episodes by stage, its transcription tasks on Celery workers
+(queued, running on which worker, done, failed), each worker's throughput, and every failure with its reason."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
 import sqlite_utils
+
+from .transcription_tasks import show_task_counts, worker_throughput
 
 
 def archive_status(db: sqlite_utils.Database) -> dict:
@@ -37,6 +40,7 @@ def archive_status(db: sqlite_utils.Database) -> dict:
             "stages": dict(by_stage),
             "last_error": show["last_error"],
             "last_error_at": show["last_error_at"],
+            "tasks": show_task_counts(db, show["id"]),
         })
     failures = list(db.query(
         """SELECT sh.title AS show, e.guid, e.title AS episode_title, s.stage, s.attempts, s.last_error AS error,
@@ -44,4 +48,4 @@ def archive_status(db: sqlite_utils.Database) -> dict:
            FROM stages s JOIN episodes e ON e.id = s.episode_id JOIN shows sh ON sh.id = e.show_id
            WHERE s.state = 'failed' ORDER BY sh.title, e.guid, s.stage"""
     ))
-    return {"shows": shows, "failures": failures}
+    return {"shows": shows, "failures": failures, "workers": worker_throughput(db)}

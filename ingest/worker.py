@@ -5,7 +5,9 @@ it publishes the scheduled episodes whose time came, then takes the episodes the
 (`archive.work_queue`: published with audio and no transcript) and runs the transcript stages and the index for
 each. A round holds the archive's one-writer lock (`archive.lock`), so a `podarchive ingest` running meanwhile makes
 it wait for a later round instead of interleaving. Every stage records its progress in `stages`, so a worker
-killed at any moment (kill -9 included) resumes where it stopped on its next start.
+killed at any moment (kill -9 included) resumes where it stopped on its next start. With a broker configured
+(`--broker`, PODARCHIVE_BROKER), Whisper runs on Celery workers (ingest/distributed.py) and this process stores
+what they return.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class WorkerOptions:
     poll_seconds: float = 5.0  # between rounds that found nothing to do
     batch: int = 5  # episodes taken per round: the lock is let go between rounds
     niceness: int = 10  # lower priority than the site it runs beside
+    broker: str | None = None  # a Celery broker: Whisper runs on `podarchive worker` processes (ingest/distributed.py)
+    task_time_limit: float = 3600.0  # with a broker: the most one transcription task may take
 
 
 @dataclass
@@ -58,6 +62,7 @@ class WorkerModels:
     client: object
     transcriber: Transcriber
     embedder: Embedder
+    app: object | None = None  # the Celery app, when the worker sends Whisper to a broker
 
     @classmethod
     def for_options(cls, options: WorkerOptions) -> WorkerModels:
@@ -67,8 +72,13 @@ class WorkerModels:
         from .http import make_client
         from .transcribe import WhisperTranscriber
 
+        app = None
+        if options.broker:
+            from .distributed import AppSettings, make_app
+
+            app = make_app(AppSettings(options.broker, time_limit=options.task_time_limit))
         return cls(make_client(), WhisperTranscriber(options.ingest.transcription),
-                   SentenceTransformerEmbedder(options.ingest.embedding_model))
+                   SentenceTransformerEmbedder(options.ingest.embedding_model), app)
 
 
 def work_round(db_path: str, options: WorkerOptions | None = None,
@@ -91,7 +101,13 @@ def work_round(db_path: str, options: WorkerOptions | None = None,
 def _round(db, options: WorkerOptions, models: WorkerModels) -> RoundReport:
     from archive.studio import publish_due
 
-    pipeline = Pipeline(db, options.ingest, models.client, models.transcriber, models.embedder)
+    if models.app is not None:
+        from .distributed import DistributedPipeline
+
+        pipeline = DistributedPipeline(db, options.ingest, models.client, models.transcriber, models.embedder,
+                                       app=models.app)
+    else:
+        pipeline = Pipeline(db, options.ingest, models.client, models.transcriber, models.embedder)
     report = RoundReport(published=publish_due(db, embedder=models.embedder))
     for episode_id in work_queue.next_episodes(db, options.batch):
         error = _work_on(pipeline, episode_id)

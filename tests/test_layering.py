@@ -6,6 +6,8 @@
   stage imports no later stage, and the modules every stage shares import none.
 * The web package loads no model library when it is imported, neither itself nor through the archive modules it
   imports.
+* The single-machine default needs neither Celery nor Redis: no module imports them when it is imported; only
+  ingest/distributed.py imports them, inside its functions.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ STAGES: list[tuple[str, list[str]]] = [
     ("search indexes", ["ingest.search_index"]),
 ]
 SHARED_MODULES = ["ingest", "ingest.http", "ingest.trust", "ingest.progress", "ingest.stages"]  # import no stage
-DRIVERS = ["ingest.pipeline", "ingest.index_run", "ingest.worker"]  # chain the stages: may import any
+DRIVERS = ["ingest.pipeline", "ingest.index_run", "ingest.worker",
+           "ingest.distributed"]  # chain the stages: may import any
 MODEL_LIBRARIES = {"torch", "sentence_transformers", "faster_whisper", "ctranslate2", "resemblyzer", "spacy",
                    "transformers"}
 
@@ -157,3 +160,21 @@ def test_the_checks_see_imports():
     embeddings = module_level_closure("archive.embeddings")
     assert "numpy" in embeddings and not set(map(top, embeddings)) & MODEL_LIBRARIES
     assert "torch" in {imp.module for imp in imports("archive.embeddings")}  # imported where a model loads
+
+
+DISTRIBUTED_LIBRARIES = {"celery", "kombu", "redis", "billiard"}
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_module_imports_celery_when_imported(name):
+    loaded = {module: chain for module, chain in module_level_closure(name).items()
+              if top(module) in DISTRIBUTED_LIBRARIES}
+    assert loaded == {}, " / ".join(" -> ".join(chain) for chain in loaded.values())
+
+
+def test_only_the_distributed_driver_imports_celery():
+    wrong = [f"{MODULES[name].relative_to(ROOT)}:{imp.line} imports {imp.module}"
+             for name in MODULES for imp in imports(name)
+             if top(imp.module) in DISTRIBUTED_LIBRARIES and name != "ingest.distributed"]
+    assert not wrong, "\n".join(wrong)
+    assert {"celery"} <= {top(imp.module) for imp in imports("ingest.distributed")}

@@ -154,8 +154,15 @@ def test_two_ingests_at_once_leave_one_clean_archive(tmp_path):
     db_path = tmp_path / "a.db"
     feed = demo_feed(tmp_path)
     media = tmp_path / "media"
-    runs = [start_cli("ingest", "--db", db_path, "--quiet", "--no-index", "--media-dir", media, feed)
-            for _ in range(2)]
+    first = start_cli("ingest", "--db", db_path, "--quiet", "--no-index", "--media-dir", media, feed)
+    # The second starts once the first holds the lock: started together, a second process slowed down by a busy
+    # machine could arrive after the first had finished, and then neither would wait.
+    info = db_path.with_name(db_path.name + ".lock.info")
+    deadline = time.monotonic() + 120
+    while not (info.exists() and f'"pid": {first.pid}' in info.read_text()) and first.poll() is None:
+        assert time.monotonic() < deadline, "the first ingest never took the lock"
+        time.sleep(0.02)
+    runs = [first, start_cli("ingest", "--db", db_path, "--quiet", "--no-index", "--media-dir", media, feed)]
     results = [run.communicate(timeout=600) for run in runs]
     for run, (out, err) in zip(runs, results):
         assert run.returncode == 0, err

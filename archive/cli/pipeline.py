@@ -57,6 +57,14 @@ def fetch_rule_options(*caps: str):
     return decorate
 
 
+def broker_option(fn):
+    return click.option(
+        "--broker", default=from_settings("broker"), metavar="URL",
+        help="Redis URL of the Celery broker: Whisper runs on `podarchive worker` processes. "
+             "Environment: PODARCHIVE_BROKER.",
+    )(fn)
+
+
 @click.command()
 @click.argument("sources", nargs=-1, required=True)
 @db_option
@@ -76,14 +84,17 @@ def fetch_rule_options(*caps: str):
 @click.option("--max-audio-mb", type=click.IntRange(1), default=2048, show_default=True,
               help="Refuse audio files larger than this.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@broker_option
 @lock_timeout_option
 @fetch_rule_options("feed", "transcript", "chapters")
 def ingest(sources, db_path, metadata_only, model, device, compute_type, beam_size, word_timestamps, vocabulary_chars,
-           no_index, embedding_model, media_dir, max_audio_mb, quiet, lock_timeout, fetch_rules):
+           no_index, embedding_model, media_dir, max_audio_mb, quiet, broker, lock_timeout, fetch_rules):
     """Ingest feeds: SOURCE is a feed URL, a local feed file, or an OPML file listing feeds.
 
     Exit status: 0 when everything asked for was done, 1 when some feed or episode failed (after doing all the
-    rest; `podarchive status` shows why), 2 for usage errors.
+    rest; `podarchive status` shows why) or the broker cannot be reached, 2 for usage errors.
+
+    With --broker, Whisper runs on `podarchive worker` processes (Celery); this process stores what they return.
     """
     from pathlib import Path
 
@@ -104,8 +115,15 @@ def ingest(sources, db_path, metadata_only, model, device, compute_type, beam_si
     )
     models = dict(transcriber=WhisperTranscriber(transcription),  # each loads its model on first use
                   embedder=SentenceTransformerEmbedder(embedding_model))
+    app = distributed_app(broker) if broker and not metadata_only else None  # broker checked before any write
     with writing(db_path, lock_timeout, "ingest"):
-        report = library_errors(ingest_sources)(open_archive(db_path), list(sources), options, **models)
+        if app is None:
+            report = library_errors(ingest_sources)(open_archive(db_path), list(sources), options, **models)
+        else:
+            from ingest.distributed import distributed_ingest
+
+            report = library_errors(distributed_ingest)(open_archive(db_path), list(sources), app, options,
+                                                        **models)
     click.echo(
         f"{report.feeds} feed(s), {report.feeds_not_modified} not modified; episodes: {report.episodes_new} new, "
         f"{report.episodes_changed} changed, {report.episodes_unchanged} unchanged; transcripts: "
@@ -139,8 +157,19 @@ def status(db_path, as_json):
         for stage, states in show["stages"].items():
             counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
             click.echo(f"  {stage}: {counts}")
+        tasks = show["tasks"]
+        if any(tasks[state] for state in ("queued", "running", "done", "failed")):
+            on = f" (on {', '.join(tasks['running_on'])})" if tasks["running_on"] else ""
+            click.echo(f"  transcription tasks: {tasks['queued']} queued, {tasks['running']} running{on}, "
+                       f"{tasks['done']} done, {tasks['failed']} failed")
         if show["last_error"]:
             click.echo(f"  feed error ({show['last_error_at']}): {show['last_error']}")
+    if report["workers"]:
+        click.echo("\nworkers:")
+        for w in report["workers"]:
+            rate = f"{w['audio_per_second']:.1f}" if w["audio_per_second"] is not None else "?"
+            click.echo(f"  {w['worker']}: {w['tasks']} task(s), {w['audio_seconds'] or 0:.0f} s of audio in "
+                       f"{w['work_seconds'] or 0:.0f} s: {rate} audio seconds per second")
     if report["failures"]:
         click.echo(f"\n{len(report['failures'])} failure(s):")
         for f in report["failures"]:
@@ -172,6 +201,18 @@ def index(db_path, embedding_model, quiet, lock_timeout, fetch_rules):
         sys.exit(1)
 
 
+def distributed_app(broker: str, time_limit: float | None = None):
+    """The Celery app on `broker`, the broker checked: exit status 1 at once when it cannot be reached."""
+    from ingest.distributed import AppSettings, check_broker, make_app
+
+    try:
+        app = make_app(AppSettings(broker, time_limit=time_limit or Settings.from_env().task_time_limit))
+    except Exception as exc:  # noqa: BLE001 - a URL kombu cannot read
+        raise click.ClickException(f"bad broker URL {broker!r}: {exc}") from exc
+    library_errors(check_broker)(app)
+    return app
+
+
 def describe_index(index_report) -> str:
     fields = asdict(index_report) if hasattr(index_report, "__dataclass_fields__") else dict(vars(index_report))
     return "index: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in fields.items()
@@ -189,8 +230,9 @@ def describe_index(index_report) -> str:
 @click.option("--media-dir", type=click.Path(file_okay=False), default=from_settings("media_dir"),
               show_default=str(Settings().media_dir), help="Where downloaded audio is kept.")
 @click.option("--parent-pid", type=int, default=None, hidden=True)
+@broker_option
 @fetch_rule_options("transcript", "chapters")
-def work(db_path, once, poll, model, device, embedding_model, media_dir, parent_pid, fetch_rules):
+def work(db_path, once, poll, model, device, embedding_model, media_dir, parent_pid, broker, fetch_rules):
     """The background worker: publishes scheduled episodes and transcribes and indexes published ones.
 
     `podarchive serve` starts one; run it yourself with `serve --no-worker`, or on another machine that sees the
@@ -207,7 +249,8 @@ def work(db_path, once, poll, model, device, embedding_model, media_dir, parent_
     logging.basicConfig(level=logging.INFO, format="worker: %(message)s")
     options = WorkerOptions(poll_seconds=poll, ingest=IngestOptions(
         media_dir=Path(media_dir), transcription=TranscriptionOptions(model=model, device=device),
-        embedding_model=embedding_model, fetch=fetch_rules))
+        embedding_model=embedding_model, fetch=fetch_rules), broker=broker,
+        task_time_limit=Settings.from_env().task_time_limit)
     stop = threading.Event()
     if parent_pid:
         watch_parent(parent_pid, stop)
@@ -230,3 +273,35 @@ def watch_parent(parent_pid: int, stop) -> None:
                 stop.set()
 
     threading.Thread(target=watch, name="podarchive-parent-watch", daemon=True).start()
+
+
+@click.command()
+@broker_option
+@click.option("--concurrency", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Transcriptions at once (processes, each with its own model).")
+@click.option("--model", default=None,
+              help="Whisper model this worker runs in place of the one each task names (a name or a folder); "
+                   "default: the task's.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
+              help="Where Whisper runs on this machine.")
+@click.option("--compute-type", default=None, help="CTranslate2 compute type (default: int8 on CPU, float16 on CUDA).")
+@click.option("--name", default=None, help="This worker's name (default celery@HOSTNAME); status shows it.")
+@click.option("--time-limit", type=click.FloatRange(min=1), default=from_settings("task_time_limit"),
+              show_default=str(Settings().task_time_limit), metavar="SECONDS",
+              help="Most seconds one task may run here. Environment: PODARCHIVE_TASK_TIME_LIMIT.")
+@click.option("--visibility-timeout", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="How long a task a lost worker took waits before it goes back to the queue (default: 1.25 "
+                   "times --time-limit; it must outlast the longest task).")
+def worker(broker, concurrency, model, device, compute_type, name, time_limit, visibility_timeout):
+    """A transcription worker: takes Whisper tasks from the broker that `ingest --broker` sends to.
+
+    Runs on any machine with podarchive installed; it needs no archive, only the broker and the audio's URLs.
+    """
+    from ingest.distributed import AppSettings, WorkerSettings, check_broker, make_app, run_worker
+
+    if not broker:
+        raise click.UsageError("give --broker URL (or set PODARCHIVE_BROKER)")
+    settings = AppSettings(broker, time_limit=time_limit, visibility_timeout=visibility_timeout)
+    library_errors(check_broker)(make_app(settings))
+    run_worker(settings, concurrency, WorkerSettings(device=device, compute_type=compute_type, model=model),
+               name=name)
