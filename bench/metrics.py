@@ -96,3 +96,48 @@ def by_set(queries: list[dict], per_query: list[dict]) -> dict[str, list[dict]]:
     for judged, scores in zip(queries, per_query, strict=True):
         groups.setdefault(judged["set"], []).append(scores)
     return {name: rows for name, rows in groups.items() if rows}
+
+
+# ---- chapter boundaries (bench/chapters_quality.py) ------------------------------------------------------------
+
+BOUNDARY_TOLERANCE = 60.0  # seconds either side of a human chapter boundary
+
+
+def match_boundaries(predicted: Iterable[float], reference: Iterable[float],
+                     tolerance: float = BOUNDARY_TOLERANCE) -> int:
+    """How many predicted boundaries can be paired with a reference boundary within `tolerance` seconds, each
+    boundary on either side used at most once: the largest such pairing (on a line, the greedy sweep over both
+    sorted lists finds it)."""
+    pred, ref = sorted(predicted), sorted(reference)
+    i = j = matched = 0
+    while i < len(pred) and j < len(ref):
+        if pred[i] < ref[j] - tolerance:
+            i += 1
+        elif ref[j] < pred[i] - tolerance:
+            j += 1
+        else:
+            matched += 1
+            i += 1
+            j += 1
+    return matched
+
+
+def prf(matched: int, predicted: int, reference: int) -> dict:
+    """Precision, recall and F1 from counts; a share with nothing to divide by is 0."""
+    precision = matched / predicted if predicted else 0.0
+    recall = matched / reference if reference else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def boundary_scores(episodes: Iterable[tuple[list[float], list[float]]],
+                    tolerance: float = BOUNDARY_TOLERANCE) -> dict:
+    """Micro (pooled counts) and macro (mean of per-episode figures) precision, recall and F1 over
+    (predicted, reference) boundary lists, one pair per episode."""
+    rows = [(match_boundaries(p, r, tolerance), len(p), len(r)) for p, r in episodes]
+    totals = [sum(column) for column in zip(*rows)] if rows else [0, 0, 0]
+    per_episode = [prf(*row) for row in rows]
+    macro = {key: sum(s[key] for s in per_episode) / len(per_episode) if per_episode else 0.0
+             for key in ("precision", "recall", "f1")}
+    return {"episodes": len(rows), "matched": totals[0], "predicted": totals[1], "reference": totals[2],
+            "micro": prf(*totals), "macro": macro}

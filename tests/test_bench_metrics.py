@@ -159,3 +159,20 @@ def test_search_quality_help():
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "--corpus" in done.stdout and "--modes-only" in done.stdout and "held-out" in done.stdout
+
+
+def test_match_boundaries_pairs_each_boundary_once():
+    from metrics import boundary_scores, match_boundaries, prf
+
+    assert match_boundaries([100, 110], [105]) == 1  # two guesses near one human boundary: one match
+    assert match_boundaries([105], [100, 110]) == 1
+    assert match_boundaries([0, 100], [60, 161]) == 1  # 60 s off is within the tolerance, 61 s is not
+    assert match_boundaries([100], [161]) == 0 and match_boundaries([100], [160]) == 1
+    assert match_boundaries([50, 120], [100, 170]) == 2  # greedy on the sorted lists finds the full pairing
+    assert match_boundaries([], [10]) == 0 and match_boundaries([10], []) == 0
+    assert prf(0, 0, 3) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    scores = boundary_scores([([100, 300], [100, 200, 300, 400]), ([500], [900])])
+    assert (scores["matched"], scores["predicted"], scores["reference"]) == (2, 3, 5)
+    assert scores["micro"]["precision"] == 2 / 3 and scores["micro"]["recall"] == 2 / 5
+    assert scores["macro"]["precision"] == 0.5 and scores["macro"]["recall"] == 0.25
+    assert abs(scores["macro"]["f1"] - (2 * 1 * 0.5 / 1.5) / 2) < 1e-12
