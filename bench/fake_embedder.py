@@ -6,32 +6,14 @@ The site ships no fake: a bench that serves an archive indexed with it hands the
 
 from __future__ import annotations
 
-import hashlib
+import sys
+from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: its tests/ folder
 
+from tests.fakes import FakeEmbedder  # noqa: E402  (the tests' own: the same vectors in benches and tests)
 
-class FakeEmbedder:
-    """Bag-of-words hashing (the tests' one, tests/fakes.py): shared words give similar vectors."""
-
-    name = "fake-hash-embedder"
-
-    def __init__(self, dims: int = 64):
-        self.dims = dims
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dims), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in text.lower().split():
-                word = word.strip(".,;:!?\"'()[]")
-                if not word:
-                    continue
-                digest = hashlib.sha256(word.encode()).digest()
-                out[row, int.from_bytes(digest[:4], "little") % self.dims] += 1.0
-            norm = np.linalg.norm(out[row])
-            if norm:
-                out[row] /= norm
-        return out
+__all__ = ["FakeEmbedder", "bench_embedder"]
 
 
 def bench_embedder(name: str | None):
