@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-DEMO_DB ?= demo.db
+DEMO_DB ?= podarchive.db  # the commands' own default archive, so README's examples work after `make run`
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
@@ -42,6 +42,8 @@ system-deps:
 
 demo: install
 	$(BIN)/podarchive ingest --db $(DEMO_DB) --media-dir demo-media demo/feed.xml
+	@echo "The demo show is in $(DEMO_DB), the archive every command uses by default: try" \
+		"\`.venv/bin/podarchive search \"testing data pipelines\"\`"
 
 run: demo
 	$(BIN)/podarchive serve --db $(DEMO_DB) --host $(HOST) --port $(PORT)
@@ -56,4 +58,4 @@ bench: install-test system-deps
 	$(BIN)/python bench/distributed.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	rm -rf $(VENV) build *.egg-info  # never the archive: it may hold more than the demo

@@ -185,7 +185,14 @@ def test_usage_errors_exit_2_and_unknown_guid_is_a_clean_error(tmp_path):
     runner = CliRunner()
     assert runner.invoke(cli, ["ingest"]).exit_code == 2
     assert runner.invoke(cli, ["transcript", "x", "--format", "doc"]).exit_code == 2
-    result = runner.invoke(cli, ["transcript", "no-such-guid", "--db", str(tmp_path / "e.db")])
+    missing = tmp_path / "e.db"
+    for command in (["transcript", "no-such-guid"], ["search", "data"], ["status"], ["takeaways", "x"],
+                    ["chapters", "x"], ["producer", "list"]):  # the commands that only read create no archive
+        result = runner.invoke(cli, [*command, "--db", str(missing)])
+        assert result.exit_code == 1 and "no archive at" in result.output and "podarchive ingest" in result.output
+        assert not missing.exists()
+    open_db(missing).conn.close()
+    result = runner.invoke(cli, ["transcript", "no-such-guid", "--db", str(missing)])
     assert result.exit_code == 1 and "no episode" in result.output
 
 
@@ -196,7 +203,7 @@ def test_transcript_command_prints_every_format(tmp_path, fake_whisper):
     vtt = run_cli("transcript", "podarchive-demo-2", "--format", "vtt", db_path=db_path).output
     assert vtt.startswith("WEBVTT") and "<v Lena Brandt>" in vtt
     srt = run_cli("transcript", "podarchive-demo-3", "--format", "srt", db_path=db_path).output
-    assert "00:00:08,000 --> 00:00:22,000" in srt
+    assert "00:00:06,724 --> 00:00:17,802" in srt
     import json
 
     data = json.loads(run_cli("transcript", "podarchive-demo-2", "--format", "json", db_path=db_path).output)

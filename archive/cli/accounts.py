@@ -67,7 +67,7 @@ def producer_list(db_path):
     """List producers with the shows they may edit and their API tokens in use."""
     from ..producers import list_producers
 
-    rows = list_producers(open_archive(db_path))
+    rows = list_producers(open_archive(db_path, must_exist=True))
     if not rows:
         click.echo("No producers yet: add one with `podarchive producer add NAME`.")
     for row in rows:

@@ -4,6 +4,7 @@ lock, and library errors turned into messages."""
 from __future__ import annotations
 
 import functools
+import os
 from contextlib import contextmanager
 
 import click
@@ -73,9 +74,15 @@ def library_errors(fn):
     return wrapper
 
 
-def open_archive(db_path: str):
+def open_archive(db_path: str, *, must_exist: bool = False):
+    """The archive at `db_path`, migrated. `must_exist`: for the commands that only read, a missing file is an
+    error that says how to make one, rather than a new empty archive."""
     from ..db import open_db
 
+    if must_exist and not os.path.exists(db_path):
+        raise click.ClickException(
+            f"no archive at {os.path.abspath(db_path)}. Make one with `podarchive ingest FEED_URL` (or `make run` "
+            f"for the demo show), or point at yours with --db PATH or PODARCHIVE_DB.")
     try:
         return open_db(db_path)
     except Exception as exc:  # a file that is not SQLite, a read-only folder

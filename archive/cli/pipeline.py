@@ -144,7 +144,7 @@ def status(db_path, as_json):
     """Each show's episodes by stage, and every failure with its reason."""
     from ..status import archive_status
 
-    report = archive_status(open_archive(db_path))
+    report = archive_status(open_archive(db_path, must_exist=True))
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

@@ -9,9 +9,10 @@ import click
 
 from .. import timefmt
 from ..search import MODES
-from .common import db_option, library_errors, open_archive, show_option
+from .common import db_option, from_settings, library_errors, open_archive, show_option
 
 TRANSCRIPT_FORMATS = ("txt", "vtt", "srt", "json")
+DEFAULT_SITE = "http://127.0.0.1:5000/"  # `podarchive serve` without --host/--port
 
 
 @click.command()
@@ -27,7 +28,7 @@ def transcript(guid, db_path, show, fmt):
     from ..queries import find_episode
     from ..transcript_store import load_segments
 
-    db = open_archive(db_path)
+    db = open_archive(db_path, must_exist=True)
     episode = find_episode(db, guid, show)
     segments = load_segments(db, episode["id"])
     if not segments:
@@ -50,14 +51,17 @@ def transcript(guid, db_path, show, fmt):
 @click.option("--limit", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of results.")
 @click.option("--embedding-model", default=None, help="sentence-transformers model used to build the index.")
+@click.option("--base-url", default=from_settings("base_url"), metavar="URL",
+              help="Where the site is served, for the links printed (environment: PODARCHIVE_BASE_URL; default: "
+                   "`podarchive serve`'s own address, http://127.0.0.1:5000/).")
 @library_errors
-def search(query, db_path, mode, show, guest, speaker, since, until, limit, as_json, embedding_model):
+def search(query, db_path, mode, show, guest, speaker, since, until, limit, as_json, embedding_model, base_url):
     """Search transcripts, takeaways, notes and guests. QUERY `-` reads one query per line from standard
     input and prints one JSON list per line (models loaded once)."""
     from ..embeddings import SentenceTransformerEmbedder, warm_up
     from ..search import search as run_search
 
-    db = open_archive(db_path)
+    db = open_archive(db_path, must_exist=True)
     embedder = SentenceTransformerEmbedder(embedding_model)
     options = dict(mode=mode, show=show, guest=guest, speaker=speaker, since=since, until=until, limit=limit,
                    embedder=embedder)
@@ -73,10 +77,19 @@ def search(query, db_path, mode, show, guest, speaker, since, until, limit, as_j
         click.echo(json.dumps([result.as_dict() for result in results], ensure_ascii=False, indent=2))
         return
     if not results:
-        click.echo("No results.")
-    for r in results:
-        click.echo(f"{r.score:.3f}  {r.show} / {r.episode_title}  [{clock(r.start)}-{clock(r.end)}]  {r.url}")
-        click.echo(f"       {terminal_snippet(r.snippet)}")
+        click.echo("Nothing found. Try other words, or --mode semantic to search by meaning.")
+    for rank, r in enumerate(results, 1):
+        who = f" · {r.speaker}" if r.speaker else ""
+        click.echo(f"{rank:2d}. {r.show} / {r.episode_title}  at {clock(r.start)}{who}")
+        click.echo(f"    {absolute_link(base_url, r.url)}")
+        click.echo(f"    {terminal_snippet(r.snippet)}")
+
+
+def absolute_link(base_url: str | None, url: str) -> str:
+    """A result's site link made absolute: on BASE_URL, else on `podarchive serve`'s default address."""
+    from urllib.parse import urljoin
+
+    return urljoin((base_url or DEFAULT_SITE).rstrip("/") + "/", url.lstrip("/"))
 
 
 def terminal_snippet(snippet: str) -> str:
@@ -103,7 +116,7 @@ def takeaways(guid, db_path, show, as_json):
     """Print an episode's takeaways (title, text, start, source: notes or generated)."""
     from ..queries import find_episode, get_takeaways
 
-    db = open_archive(db_path)
+    db = open_archive(db_path, must_exist=True)
     echo_rows(get_takeaways(db, find_episode(db, guid, show)["id"]), as_json, "takeaways",
               lambda row: f"[{clock(row['start'])}] {row['title']}  ({row['source']})\n    {row['text']}\n")
 
@@ -118,7 +131,7 @@ def chapters(guid, db_path, show, as_json):
     """Print an episode's chapters (title, start, end)."""
     from ..queries import find_episode, get_chapters
 
-    db = open_archive(db_path)
+    db = open_archive(db_path, must_exist=True)
     echo_rows(get_chapters(db, find_episode(db, guid, show)["id"]), as_json, "chapters",
               lambda row: f"{clock(row['start'])}-{clock(row['end'])}  {row['title']}")
 
