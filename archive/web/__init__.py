@@ -74,6 +74,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import corrections  # the studio's transcript corrections
 
     app.register_blueprint(corrections.bp)
+    from . import compression
+
+    compression.init_app(app)
     app.after_request(security_headers)
     return app
 
