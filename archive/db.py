@@ -573,3 +573,23 @@ def m013_transcription_tasks(db):
         CREATE INDEX idx_transcription_tasks_state ON transcription_tasks(state);
         """,
     )
+
+
+@migration
+def m014_speaker_labels(db):
+    """How each speaker of a Whisper transcript got its name (ingest/speaker_names.py): the diarizer's label
+    ("Speaker 1"), the name its lines show, the rule that gave it, its share of the speech and a confidence."""
+    run_script(
+        db,
+        """
+        CREATE TABLE speaker_labels (
+            episode_id INTEGER NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
+            label TEXT NOT NULL,                    -- the diarizer's: Speaker 1, Speaker 2, ...
+            name TEXT NOT NULL,                     -- what the lines show: a name, or the label when unnamed
+            method TEXT NOT NULL,                   -- podcast:person host, first speaker; title, most speech; unnamed
+            share REAL,                             -- the label's share of the speech (seconds of its lines)
+            confidence REAL,                        -- 0..1, a rule of thumb; NULL when unnamed
+            PRIMARY KEY (episode_id, label)
+        );
+        """,
+    )

@@ -11,11 +11,12 @@ import functools
 import logging
 import threading
 import warnings
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from .errors import ModelLoadError
+from .errors import ModelLoadError, SettingError
 from .settings import Settings
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -76,12 +77,37 @@ def model_location(name: str) -> str:
     return name
 
 
+BACKENDS = ("openvino", "onnx", "torch")
+
+
+def embedding_backend(backend: str | None = None) -> str:
+    """`backend`, else the PODARCHIVE_EMBEDDING_BACKEND setting (default openvino). Raises SettingError for
+    another."""
+    chosen = (backend or Settings.from_env().embedding_backend).strip().lower()
+    if chosen not in BACKENDS:
+        raise SettingError(f"embedding backend must be one of {', '.join(BACKENDS)}, not {chosen!r}")
+    return chosen
+
+
 class SentenceTransformerEmbedder:
-    def __init__(self, model: str | None = None, device: str = "cpu", batch_size: int = 16):
+    """A sentence-transformers model. Backends "openvino" and "onnx" run its transformer, exported to ONNX, with
+    OpenVINO or ONNX Runtime (archive/onnx_encoder.py) when the export loads and gives the model's own vectors
+    (to 1e-5), else the model itself:
+    either way the vectors are the torch backend's, so `name` (their key) does not depend on the backend. The
+    export is loaded (made, the first time) on the first call with more than one text: a process that embeds
+    one query at a time (the site, `search`) never pays for it. `backend_used` says which one embedded last."""
+
+    def __init__(self, model: str | None = None, device: str = "cpu", batch_size: int = 32,
+                 backend: str | None = None, cache_dir: str | Path | None = None):
         self.name = embedding_model_name(model)
         self.device = device
         self.batch_size = batch_size
+        self.backend = embedding_backend(backend) if device == "cpu" else "torch"
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.backend_used: str | None = None  # None until the first embed
         self._model = None
+        self._onnx = False if self.backend == "torch" else None  # None: not built yet; False: none
+        self._onnx_lock = threading.Lock()
         self._query_encoder: TracedQueryEncoder | None | bool = False  # False: not traced yet
         self._query_lock = threading.Lock()
 
@@ -92,10 +118,23 @@ class SentenceTransformerEmbedder:
                 from transformers.utils import logging as transformers_logging
 
                 transformers_logging.disable_progress_bar()  # a bar per model load would clutter ingest output
-                self._model = SentenceTransformer(model_location(self.name), device=self.device)
+                model = SentenceTransformer(model_location(self.name), device=self.device)
             except Exception as exc:  # a bad name, no network for a hub model, broken weights
                 raise ModelLoadError(f"cannot load embedding model {self.name!r}: {exc}") from exc
+            self._model = model
         return self._model
+
+    def _batch_encoder(self):
+        """The OpenVINO or ONNX Runtime encoder, built on first use; None with the torch backend or where it
+        cannot be built."""
+        with self._onnx_lock:
+            if self._onnx is None:
+                from .onnx_encoder import OnnxEncoder
+
+                model = self._load()
+                self._onnx = OnnxEncoder.build(model, _local_folder(model, self.name), self.cache_dir,
+                                               label=self.name, runtime=self.backend) or False
+        return self._onnx or None
 
     @property
     def dims(self) -> int:
@@ -106,7 +145,12 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dims), dtype=np.float32)
-        vectors = self._load().encode(
+        model = self._load()
+        encoder = self._batch_encoder() if len(texts) > 1 and self._onnx is not False else None
+        self.backend_used = self.backend if encoder else "torch"
+        if encoder:
+            return encoder.encode(list(texts), self.batch_size)
+        vectors = model.encode(
             list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
             show_progress_bar=False,
         )
@@ -124,6 +168,52 @@ class SentenceTransformerEmbedder:
         with self._query_lock:
             if self._query_encoder is False:
                 self._query_encoder = TracedQueryEncoder.build(model)
+
+
+class MemoEmbedder:
+    """An embedder that remembers the vectors of the short texts it embedded, for one run over many episodes:
+    the key phrases that title chapters and takeaways (ingest/topics.py) recur from episode to episode, and a
+    text is embedded once per call however often it appears. At most `max_entries` texts of at most `max_chars`
+    characters are kept (then it starts again empty). Same name and vectors as the embedder it wraps."""
+
+    def __init__(self, inner: Embedder, max_chars: int = 80, max_entries: int = 50_000):
+        self.inner, self.name = inner, inner.name
+        self.max_chars, self.max_entries = max_chars, max_entries
+        self._memo: dict[str, np.ndarray] = {}
+        self.hits = 0
+
+    @property
+    def dims(self) -> int:
+        return self.inner.dims
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        texts = list(texts)
+        wanted = list(dict.fromkeys(text for text in texts if text not in self._memo))
+        fresh = dict(zip(wanted, self.inner.embed(wanted))) if wanted else {}
+        if not texts:
+            return np.zeros((0, self.dims), dtype=np.float32)
+        self.hits += len(texts) - len(wanted)
+        rows = [fresh[text] if text in fresh else self._memo[text] for text in texts]
+        for text, vector in fresh.items():
+            if len(text) <= self.max_chars:
+                if len(self._memo) >= self.max_entries:
+                    self._memo.clear()
+                self._memo[text] = vector
+        return np.stack(rows).astype(np.float32, copy=False)
+
+    def __getattr__(self, attribute: str):  # embed_query, warm_up, backend_used: the wrapped embedder's
+        if attribute == "inner":
+            raise AttributeError(attribute)
+        return getattr(self.inner, attribute)
+
+
+def _local_folder(model, name: str) -> str:
+    """The folder the model was loaded from (a hub model: its snapshot in the hub cache), for the export's key."""
+    location = model_location(name)
+    if Path(location).is_dir():
+        return location
+    inner = getattr(model[0], "model", None) or getattr(model[0], "auto_model", None)
+    return str(getattr(getattr(inner, "config", None), "_name_or_path", "") or location)
 
 
 class TracedQueryEncoder:

@@ -225,3 +225,13 @@ def ranked(db: sqlite_utils.Database, query: np.ndarray, model: str, depth: int,
                 hits.append((ref, float(scores[row])))
         result[kind] = hits[:depth]
     return result
+
+
+def takeaway_cosines(db: sqlite_utils.Database, query: np.ndarray, model: str, refs: list[int]) -> dict[int, float]:
+    """The cosine of each of the takeaways `refs` to `query` (those with a vector in the index): the relevance
+    floor's evidence for takeaways the keyword ranking found (archive/search.py `fill_cosines`)."""
+    index = note_index(db, model)
+    if not len(index) or query.shape[-1] != index.matrix.shape[1]:
+        return {}
+    rows = np.flatnonzero((index.kinds == KINDS.index("takeaway")) & np.isin(index.refs, np.asarray(refs)))
+    return dict(zip(index.refs[rows].tolist(), (index.matrix[rows] @ query).tolist()))

@@ -18,7 +18,7 @@ def get_embedder(model: str | None = None) -> Embedder:
     model = embedding_model_name(model)
     with _embedders_lock:
         if model not in _embedders:
-            _embedders[model] = SentenceTransformerEmbedder(model)
+            _embedders[model] = SentenceTransformerEmbedder(model, backend="torch")  # queries: the traced model
         return _embedders[model]
 
 

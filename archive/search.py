@@ -12,8 +12,10 @@ reported on held-out ones; the README has the figures and what lost.
 Keyword ranking uses FTS5 in small archives and a Tantivy index in large ones (archive/keyword_index.py),
 semantic ranking an exact matrix product or a faiss IVF index (archive/vector_index.py). User queries go through
 archive/fts.py, so nothing a user types is ever read as FTS5 syntax; filters are archive/search_filters.py's,
-snippets archive/snippets.py's, the query embedder archive/query_embedding.py's. This module loads no model until
-a semantic or hybrid search needs one, and imports nothing from the ingest pipeline.
+snippets archive/snippets.py's, the query embedder archive/query_embedding.py's. The relevance floor (a query about
+nothing here finds nothing; weak moments are dropped), what "all the words" found, and grouping by episode are
+archive/search_relevance.py's; this module gathers their evidence. This module loads no model until a semantic or
+hybrid search needs one, and imports nothing from the ingest pipeline.
 
 Only published episodes are searched (`episodes.state`, see archive/studio.py). The indexes hold drafts too, so
 publishing needs no rebuild: FTS5 queries join on the episode's state, and the side indexes drop the few
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import sqlite_utils
@@ -38,6 +40,7 @@ from .query_embedding import get_embedder, one_torch_thread
 from .records import SearchResult
 from .search_filters import (PUBLISHED, Filters, SpokenBy, allowed_episodes, resolve_filters, spoken_only,
                              unpublished_episodes)
+from .search_relevance import ClosestEpisode, Evidence, SearchResults, apply_floor, relevant
 from .snippets import QueryTerms, snippet
 
 MODES = ("hybrid", "keyword", "semantic")
@@ -74,6 +77,31 @@ class SearchTuning:
     # episode is about, as a listener would (README, "Search quality", has what it gained).
     context_weight: float = 0.5
     context_pool: int = 4
+    # The relevance floor (archive/search_relevance.py; chosen by bench/search_floor.py --calibrate on the tuning
+    # halves of the judged and the off-topic queries, all-MiniLM-L6-v2): fused scores are ranks, so the floor
+    # reads each candidate's own cosine to the query and whether the keyword ranking found all the query's words
+    # in it. A query none of whose candidates has all its words or reaches `floor_query` finds nothing (the
+    # midpoint between the best off-topic query, 0.412, and the worst judged one, 0.435); otherwise a moment
+    # without all the words is dropped below `floor_moment` (found by meaning alone: the lowest judged-relevant
+    # moment, 0.330, less 0.02, rounded down) or `floor_some_words` (some of the words: 0.129 less 0.02). A query
+    # whose best candidate also has some of the query's words passes at `floor_worded`: a paraphrase in a small
+    # archive (tests/test_search.py's "university teacher turned independent advisor", 0.364) is about what
+    # it finds, where keyboard mash and off-topic queries (bench/queries_offtopic.json) mostly have no word in
+    # their best candidate; it costs one of 26 off-topic tuning queries (bench/search_floor.py). None: no
+    # floor (the bench's "before"). Cosines are the model's own: the thresholds hold for the `floor_models` they
+    # were calibrated on; with any other embedder (a test's fake, a model a site chose) there is no cosine floor,
+    # and a query none of whose words occurs in the archive finds nothing. Keyword mode embeds nothing: it keeps
+    # what has the words, each result saying whether it has all of them (`extra["all_words"]`).
+    floor_query: float | None = 0.42
+    floor_moment: float | None = 0.30
+    floor_some_words: float | None = 0.10
+    floor_worded: float | None = 0.35
+    floor_models: tuple[str, ...] = ("all-MiniLM-L6-v2",)
+
+    def calibrated(self, model: str | None) -> bool:
+        """Whether the cosine floor was calibrated on `model` (a name or path; its last part, any case)."""
+        name = (model or "").rstrip("/").rsplit("/", 1)[-1].lower()
+        return bool(name) and name in {m.lower() for m in self.floor_models}
 
     def weight(self, kind: str) -> float:
         return dict(self.kind_weights).get(kind, 1.0)
@@ -93,36 +121,54 @@ class Hit:
 
 def search(db: sqlite_utils.Database, query: str, mode: str = "hybrid", show=None, guest=None, since=None,
            until=None, limit: int = 10, embedder: Embedder | None = None,
-           tuning: SearchTuning | None = None, speaker=None) -> list[SearchResult]:
+           tuning: SearchTuning | None = None, speaker=None, episode=None) -> SearchResults:
     """Search passages, takeaways and episode notes. Raises SearchError for a bad mode, limit or filter.
     `guest` keeps the episodes a person appears in; `speaker` keeps only what they said there (passages with
-    their speaker label, or with none: see `SpokenBy`).
-    An empty query (or one with no word in it) gives no results."""
+    their speaker label, or with none: see `SpokenBy`); `episode` (an id) searches one episode.
+    An empty query (or one with no word in it) gives no results; so does one below the relevance floor
+    (`SearchTuning.floor_query`), whose results then offer the closest episodes (`SearchResults.closest`)."""
     if mode not in MODES:
         raise SearchError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
     limit = _check_limit(limit)
     tuning = tuning or DEFAULT_TUNING
-    filters = resolve_filters(db, show, guest, since, until, speaker)
+    filters = resolve_filters(db, show, guest, since, until, speaker, episode)
     parsed = parse_query(query if isinstance(query, str) else "")
     if parsed.empty:
-        return []
+        return SearchResults()
     depth = max(tuning.depth, 2 * limit)
     allowed = allowed_episodes(db, filters)
     if allowed is not None and not len(allowed):
-        return []
+        return SearchResults(words=parsed.words())
     hidden = unpublished_episodes(db) if allowed is None else None
     lists: list[tuple[str, list[Hit]]] = []
+    some_words: set[tuple[str, int]] = set()
     if mode in ("keyword", "hybrid"):
-        lists.extend(keyword_rankings(db, parsed, filters, allowed, depth, tuning, limit, hidden))
+        lists.extend(keyword_rankings(db, parsed, filters, allowed, depth, tuning, limit, hidden, some_words))
+    vector, model, cosines, context = None, None, {}, {}
     if mode in ("semantic", "hybrid") and (text := semantic_text(query)):
         embedder = embedder or get_embedder()
         with one_torch_thread():
             vector = embed_query(embedder, text)
-        lists.append(("semantic", semantic_hits(db, vector, embedder.name, allowed, depth, filters.speaker,
-                                                hidden, tuning)))
+        model = embedder.name
+        lists.append(("semantic", semantic_hits(db, vector, model, allowed, depth, filters.speaker,
+                                                hidden, tuning, cosines, context)))
     episode_of = episodes_of_hits(db, lists)
     fused = fuse(lists, tuning, episode_of)
-    return materialise(db, fused[:limit], parsed)
+    keyword_found = {(h.kind, h.ref) for name, hits in lists if name != "semantic" for h in hits}
+    evidence = {(h.kind, h.ref): Evidence(cosines.get((h.kind, h.ref)),
+                                          None if (h.kind, h.ref) not in keyword_found
+                                          else (h.kind, h.ref) not in some_words) for h in fused}
+    if vector is not None and mode == "hybrid":
+        fill_cosines(db, vector, model, evidence, context)
+    best = max((e.cosine for e in evidence.values() if e.cosine is not None), default=None)
+    probe = FloorProbe(db, parsed, filters, allowed, hidden, tuning, vector, model, mode)
+    fused, dropped = apply_floor(fused, evidence, tuning, vector is not None, tuning.calibrated(model),
+                                 probe.words_known, probe.worded, probe.about_archive)
+    results = materialise(db, fused[:limit], parsed, evidence)
+    results.mode, results.below_floor, results.best_cosine = mode, dropped, best
+    if not results and vector is not None:
+        results.closest = closest_episodes(db, context, allowed, evidence, episode_of)
+    return results
 
 
 def search_many(db: sqlite_utils.Database, queries, **options) -> list[list[SearchResult]]:
@@ -147,10 +193,12 @@ def _check_limit(limit) -> int:
 # -- keyword -----------------------------------------------------------------------------------------------
 
 def keyword_rankings(db, parsed: ParsedQuery, filters: Filters, allowed, depth: int,
-                     tuning: SearchTuning, limit: int = 10, hidden=None) -> list[tuple[str, list[Hit]]]:
+                     tuning: SearchTuning, limit: int = 10, hidden=None,
+                     some_words: set | None = None) -> list[tuple[str, list[Hit]]]:
     """One ranked list per kind (passage, takeaway, episode), best first. With the AND operator, a list with
     fewer hits than the limit is topped up by the same words joined with OR. Only published episodes are ranked
-    (`hidden`: the unpublished ones, when `allowed` is None)."""
+    (`hidden`: the unpublished ones, when `allowed` is None). `some_words` collects the (kind, ref) of the hits
+    that have only some of the query's words (the OR top-up, or every hit of an OR query of several words)."""
     if index_refresh.is_large(db):
         ranker = _tantivy_ranker(db, parsed, allowed, hidden)
     else:
@@ -165,9 +213,15 @@ def keyword_rankings(db, parsed: ParsedQuery, filters: Filters, allowed, depth: 
     for kind in kinds:
         operator = tuning.keyword_operator
         hits = rank(kind, operator, depth)
-        if operator == "AND" and len(hits) < or_below and len(parsed.required()) > 1:
+        several = len(parsed.required()) > 1
+        if operator != "AND" and several and some_words is not None:
+            some_words.update((h.kind, h.ref) for h in hits)
+        if operator == "AND" and len(hits) < or_below and several:
             seen = {h.ref for h in hits}
-            hits += [h for h in rank(kind, "OR", depth) if h.ref not in seen][:depth - len(hits)]
+            extra = [h for h in rank(kind, "OR", depth) if h.ref not in seen][:depth - len(hits)]
+            if some_words is not None:
+                some_words.update((h.kind, h.ref) for h in extra)
+            hits += extra
         lists.append((kind, hits))
     return lists
 
@@ -247,15 +301,21 @@ def semantic_ranking(db, vector: np.ndarray, model: str, allowed, depth: int,
 
 
 def semantic_hits(db, vector: np.ndarray, model: str, allowed, depth: int, speaker: SpokenBy | None = None,
-                  hidden=None, tuning: SearchTuning = DEFAULT_TUNING) -> list[Hit]:
+                  hidden=None, tuning: SearchTuning = DEFAULT_TUNING, cosines: dict | None = None,
+                  context: dict[int, float] | None = None) -> list[Hit]:
     """The semantic ranking: passages, takeaways and episodes (by their notes, archive/note_vectors.py) in one
     list by cosine similarity (`merge_notes`), each lifted by its episode's notes (`SearchTuning.context_weight`);
-    passages only for one speaker's words, as in keyword mode."""
-    context: dict[int, float] = {}
+    passages only for one speaker's words, as in keyword mode. `cosines` is filled with every candidate's own
+    cosine ((kind, ref) -> cosine, before any lift: the relevance floor's evidence), `context` with every
+    episode's best notes cosine."""
+    context = {} if context is None else context
     found = note_vectors.ranked(db, vector, model, depth, allowed, hidden, context)
     weight = tuning.context_weight if context else 0.0
     pool = depth * tuning.context_pool if weight else depth
     passages = semantic_ranking(db, vector, model, allowed, pool, speaker, hidden)
+    if cosines is not None:
+        cosines.update(((h.kind, h.ref), h.score) for h in passages)
+        cosines.update(((kind, ref), score) for kind in note_vectors.KINDS for ref, score in found[kind])
     if weight:
         passages = in_context(db, passages, context, weight)[:depth]
     if speaker is not None:
@@ -408,7 +468,7 @@ _ROWS_SQL = {
 }
 
 
-def materialise(db, hits: list[Hit], parsed: ParsedQuery) -> list[SearchResult]:
+def materialise(db, hits: list[Hit], parsed: ParsedQuery, evidence: dict | None = None) -> SearchResults:
     rows: dict[tuple[str, int], tuple] = {}
     terms = QueryTerms.of(parsed)
     for kind in keyword_index.KINDS:
@@ -419,7 +479,7 @@ def materialise(db, hits: list[Hit], parsed: ParsedQuery) -> list[SearchResult]:
         for row in db.execute(f"{_ROWS_SQL[kind]} WHERE r.id IN ({marks})", refs).fetchall():
             rows[(kind, row[0])] = row
     episodes = _episode_info(db, {row[5] for row in rows.values()})
-    results = []
+    results = SearchResults(words=parsed.words())
     for hit in hits:
         row = rows.get((hit.kind, hit.ref))
         if row is None:  # deleted since a side index was built
@@ -434,8 +494,94 @@ def materialise(db, hits: list[Hit], parsed: ParsedQuery) -> list[SearchResult]:
             start=start, end=float(end or start), snippet=snippet(text, terms),
             score=round(hit.score, 6), url=f"/episodes/{episode_id}?t={int(start)}", kind=hit.kind,
             speaker=speaker, episode_id=episode_id, show_id=info["show_id"], published=info["published"],
+            extra={"all_words": (evidence or {}).get((hit.kind, hit.ref), Evidence()).all_words},
         ))
+        found = (evidence or {}).get((hit.kind, hit.ref), Evidence())
+        results.evidence.append(found)
+        results.some_words += found.all_words is False
     return results
+
+
+# -- relevance floor ---------------------------------------------------------------------------------------
+
+def fill_cosines(db, vector: np.ndarray, model: str, evidence: dict[tuple[str, int], Evidence],
+                 context: dict[int, float]) -> None:
+    """The cosine of the candidates the semantic ranking did not reach (keyword hits), from their stored vectors:
+    passages re-scored exactly (archive/vector_index.py `refine`), episodes by their best notes chunk
+    (`context`), takeaways by their own vector."""
+    missing = {kind: [ref for (k, ref), e in evidence.items() if k == kind and e.cosine is None]
+               for kind in keyword_index.KINDS}
+    found: dict[tuple[str, int], float] = {}
+    if missing["passage"]:
+        ids = np.array(missing["passage"], dtype=np.int64)
+        scored = vector_index.refine(db, model, vector, vector_index.VectorHits(ids, np.zeros(len(ids), np.float32)),
+                                     len(ids))
+        found.update((("passage", int(i)), float(s)) for i, s in zip(scored.ids, scored.scores))
+    found.update((("episode", ref), context[ref]) for ref in missing["episode"] if ref in context)
+    if missing["takeaway"]:
+        found.update((("takeaway", ref), score) for ref, score in note_vectors.takeaway_cosines(
+            db, vector, model, missing["takeaway"]).items())
+    for key, cosine in found.items():
+        evidence[key] = Evidence(cosine, evidence[key].all_words)
+
+
+class FloorProbe:
+    """What the floor may ask beyond a search's candidates, asked only when needed."""
+
+    def __init__(self, db, parsed: ParsedQuery, filters: Filters, allowed, hidden, tuning: SearchTuning, vector,
+                 model: str | None, mode: str):
+        self.db, self.parsed, self.filters, self.allowed, self.hidden = db, parsed, filters, allowed, hidden
+        self.tuning, self.vector, self.model, self.mode = tuning, vector, model, mode
+
+    def words_known(self) -> bool:
+        """Does any word of the query occur anywhere in the published archive? (Not only where a filter looks: a
+        filtered search by meaning may find what is about a word said elsewhere.)"""
+        anyword = replace(self.tuning, keyword_operator="OR")
+        return any(hits for _, hits in keyword_rankings(self.db, self.parsed, Filters(), None, 1, anyword, 1,
+                                                        unpublished_episodes(self.db)))
+
+    def worded(self, hit: Hit) -> bool:
+        """Does this candidate have some word of the query?"""
+        row = self.db.execute(f"{_ROWS_SQL[hit.kind]} WHERE r.id = ?", [hit.ref]).fetchone()
+        return row is not None and bool(QueryTerms.of(self.parsed).marks(" ".join((row[4] or "").split())))
+
+    def about_archive(self) -> bool:
+        """For a filtered search whose candidates are all weak: is the query about anything in the whole
+        archive? Then the filtered moments that pass the moment floor are shown (a show's one weak mention of a
+        topic the archive covers), where a query about nothing anywhere still finds nothing."""
+        if self.allowed is None and self.filters.speaker is None:
+            return False
+        hidden, evidence, hits = unpublished_episodes(self.db), {}, []
+        if self.mode == "hybrid":
+            some: set = set()
+            for _, found in keyword_rankings(self.db, self.parsed, Filters(), None, 1, self.tuning, 1, hidden, some):
+                hits += [h for h in found if (h.kind, h.ref) not in some]
+            evidence.update({(h.kind, h.ref): Evidence(None, True) for h in hits})
+        top = semantic_ranking(self.db, self.vector, self.model, None, 1, None, hidden)
+        notes = note_vectors.ranked(self.db, self.vector, self.model, 1, None, hidden)
+        top += [Hit(kind, ref, score) for kind in note_vectors.KINDS for ref, score in notes[kind]]
+        evidence.update({(h.kind, h.ref): Evidence(h.score) for h in top})
+        return relevant(hits + top, evidence, self.tuning, self.worded)
+
+
+CLOSEST_EPISODES = 3
+
+
+def closest_episodes(db, context: dict[int, float], allowed=None, evidence=None, episode_of=None,
+                     count: int = CLOSEST_EPISODES) -> list[ClosestEpisode]:
+    """The published episodes nearest the query, offered when nothing matched: by their title and notes (best
+    notes-chunk cosine; `context` is what the semantic ranking scored, the `allowed` episodes only), or, for
+    episodes without notes, by their best candidate's own cosine (`evidence`, `episode_of`)."""
+    scores = dict(context)
+    for key, found in (evidence or {}).items():
+        episode = (episode_of or {}).get(key)
+        if episode is not None and found.cosine is not None and found.cosine > scores.get(episode, -1.0):
+            scores[episode] = found.cosine
+    best = sorted(scores.items(), key=lambda item: -item[1])[:count * 4]
+    info = _episode_info(db, {episode for episode, _ in best})
+    return [ClosestEpisode(episode, info[episode]["title"] or "", info[episode]["show"], info[episode]["show_id"],
+                           info[episode]["published"], round(float(score), 4), f"/episodes/{episode}")
+            for episode, score in best if episode in info][:count]
 
 
 def _episode_info(db, episode_ids: set[int]) -> dict[int, dict]:

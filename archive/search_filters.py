@@ -1,4 +1,5 @@
-"""Search filters: which published episodes a search may rank (show, guest, dates) and whose words it keeps.
+"""Search filters: which published episodes a search may rank (show, guest, dates, one episode) and whose words
+it keeps.
 
 A show is named by id or title, a person by slug or name; a bad one raises SearchError. Drafts and scheduled
 episodes are never searched (`PUBLISHED`, `unpublished_episodes`). A speaker filter keeps the passages a person
@@ -83,8 +84,11 @@ def parse_date(value, name: str) -> dt.date | None:
 
 
 def resolve_filters(db: sqlite_utils.Database, show=None, guest=None, since=None, until=None,
-                    speaker=None) -> Filters:
+                    speaker=None, episode=None) -> Filters:
     clauses, params, speaker_filter = [], [], None
+    if episode not in (None, ""):
+        clauses.append("e.id = ?")
+        params.append(_episode_id(db, episode))
     if show not in (None, ""):
         clauses.append("e.show_id = ?")
         params.append(_show_id(db, show))
@@ -116,6 +120,14 @@ def _show_id(db, show) -> int:
         row = db.execute("SELECT id FROM shows WHERE title = ? COLLATE NOCASE ORDER BY id", [text]).fetchone()
     if row is None:
         raise SearchError(f"no show {text!r} in this archive")
+    return int(row[0])
+
+
+def _episode_id(db, episode) -> int:
+    text = str(episode).strip()
+    row = db.execute("SELECT id FROM episodes WHERE id = ?", [int(text)]).fetchone() if text.isdigit() else None
+    if row is None:
+        raise SearchError(f"no episode {text[:40]!r} in this archive")
     return int(row[0])
 
 

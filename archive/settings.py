@@ -85,6 +85,14 @@ class Settings:
         "may also be an Embedder object (archive.embeddings; tests and benches pass their fake to create_app). "
         "Default: the bundled all-MiniLM-L6-v2, loaded on first use.",
         site="EMBEDDER")
+    embedding_backend: str = setting(
+        "EMBEDDING_BACKEND", "openvino",
+        "How the index embeds on CPU: openvino or onnx (the model's transformer exported once to ONNX and run by "
+        "OpenVINO or ONNX Runtime; the same vectors as torch, checked when loaded, else torch is used) or torch.")
+    model_cache: Path | None = setting(
+        "MODEL_CACHE", None,
+        "Folder for the embedding model's ONNX export (made once, offline, from the local model). Default: "
+        "~/.cache/podarchive/models.", parse=_path)
     # takeaways written by an OpenAI-compatible endpoint (ingest/takeaways.py): off unless URL and model are set
     llm_url: str | None = setting("LLM_URL", None, "An OpenAI-compatible endpoint (/v1/chat/completions).")
     llm_model: str | None = setting("LLM_MODEL", None, "The model the endpoint runs.")
@@ -105,6 +113,10 @@ class Settings:
     fetch_deadline: float = setting("FETCH_DEADLINE", 120,
                                     "Seconds one feed, OPML, transcript or chapters request may take in all, "
                                     "retries and redirects included.", parse=_number)
+    diarize: bool = setting("DIARIZE", True,
+                            "Find speaker turns in Whisper transcripts and name them from the feed "
+                            "(ingest/diarize.py, ingest/speaker_names.py); `ingest` and `work` --diarize/--no-diarize.",
+                            parse=_flag)
     # transcription on Celery workers (ingest/distributed.py): off unless a broker is set
     broker: str | None = setting("BROKER", None,
                                  "Redis URL of the Celery broker (and result backend) that `ingest`, `work` and "

@@ -6,8 +6,9 @@ The segments come from the store (archive/transcript_store.py `load_segments`); 
 - `to_srt`: a `Speaker: ` prefix on every cue whose speaker is known (the Podcasting 2.0 convention).
 - `to_json`: {"version": "1.0.0", "segments": [{"speaker", "startTime", "endTime", "body"}]}, one entry per
   segment (sentence-level; "speaker" left out when unknown).
-- `to_text`: paragraphs for reading. A new paragraph starts when the speaker changes or after about a minute;
-  each begins with its start time in brackets and, when the speaker changed, the speaker's name:
+- `to_text`: paragraphs for reading (archive/transcript_reading.py: whole sentences, a new paragraph when the
+  speaker changes, after a pause or after about a minute, never mid-sentence); each begins with its start time
+  in brackets and, when the speaker changed, the speaker's name:
   `[00:01:02] Sarah: In today's episode ...`. `ingest.transcript_files.parse_transcript` reads this back.
 
 The three timed formats round-trip through `parse_transcript`: times (to the millisecond), text and speakers
@@ -22,8 +23,7 @@ import json
 import srt
 
 from archive.records import Segment
-
-PARAGRAPH_SECONDS = 60.0
+from archive.transcript_reading import reading_paragraphs
 
 
 def _clock(seconds: float, separator: str = ".") -> str:
@@ -78,15 +78,8 @@ def to_json(segments: list[Segment]) -> str:
 
 
 def to_text(segments: list[Segment]) -> str:
-    paragraphs: list[tuple[float, str | None, bool, list[str]]] = []  # start, speaker, name it, texts
-    for segment in segments:
-        current = paragraphs[-1] if paragraphs else None
-        speaker_changed = current is None or segment.speaker != current[1]
-        if speaker_changed or segment.start - current[0] >= PARAGRAPH_SECONDS:
-            paragraphs.append((segment.start, segment.speaker, speaker_changed and bool(segment.speaker), []))
-        paragraphs[-1][3].append(segment.text)
     lines = []
-    for start, speaker, name_it, texts in paragraphs:
-        label = f"{speaker}: " if name_it else ""
-        lines.append(f"[{_clock(start)[:8]}] {label}{' '.join(' '.join(texts).split())}")
+    for paragraph in reading_paragraphs(segments):
+        label = f"{paragraph.speaker}: " if paragraph.speaker_changed else ""
+        lines.append(f"[{_clock(paragraph.start)[:8]}] {label}{paragraph.text}")
     return "\n\n".join(lines) + ("\n" if lines else "")

@@ -65,10 +65,13 @@ def is_stored(db: sqlite_utils.Database, tid: str) -> bool:
     return bool(row and row["state"] == DONE)
 
 
-def store_result(db: sqlite_utils.Database, tid: str, result: dict, stage_hash: str | None = None) -> bool:
+def store_result(db: sqlite_utils.Database, tid: str, result: dict, stage_hash: str | None = None,
+                 speakers=None) -> bool:
     """Store a worker's result as its episode's transcript, in one transaction with the task's row (done, worker,
     audio and work seconds) and the episode's transcribe stage (done). Idempotent: a result that arrives again for
-    a task already stored changes nothing. Returns True when it stored, False when it was stored already."""
+    a task already stored changes nothing. Returns True when it stored, False when it was stored already.
+    `speakers(db, episode_id, segments) -> segments`: names the lines' speakers first, in the same transaction
+    (the coordinator passes ingest/speaker_names.py `name_and_record`)."""
     with write_transaction(db):
         row = get_task(db, tid)
         if row is None:
@@ -76,6 +79,8 @@ def store_result(db: sqlite_utils.Database, tid: str, result: dict, stage_hash: 
         if row["state"] == DONE:
             return False
         segments = [segment_from_dict(item) for item in result["segments"]]
+        if speakers is not None:
+            segments = speakers(db, row["episode_id"], segments)
         source = TranscriptSource(**result["source"])
         save_transcript(db, row["episode_id"], segments, source)
         db.execute(

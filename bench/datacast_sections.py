@@ -38,6 +38,7 @@ from archive.transcript_store import load_segments  # noqa: E402
 DATACAST = ROOT.parent / "shared" / "fixtures" / "datacast"
 ARCHIVE = ROOT / "bench" / "out" / "datacast.db"
 GRACE = 5.0
+AUDIO_SECONDS = 702.0  # episode-070.mp3
 
 # (question, section title as the reference text heads it, kind)
 QUESTIONS = [
@@ -60,11 +61,20 @@ def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower().replace("’", "'"))
 
 
-def build(path: Path = ARCHIVE):
-    """The archive of the Datacast feed, made by the real pipeline (once; reused after)."""
+def build(path: Path = ARCHIVE, rebuild: bool = False):
+    """The archive of the Datacast feed, made by the real pipeline (once; reused after, unless `rebuild`). Prints
+    the time from feed to searchable (fetch, download, Whisper, speaker turns, index) against the audio's length."""
     from ingest.pipeline import IngestOptions, ingest_sources
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    if rebuild:
+        for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}.index")):
+            if stale.is_dir():
+                import shutil
+
+                shutil.rmtree(stale)
+            elif stale.exists():
+                stale.unlink()
     db = open_db(path)
     if db.execute("SELECT count(*) FROM passages").fetchone()[0] == 0:
         started = time.perf_counter()
@@ -72,7 +82,9 @@ def build(path: Path = ARCHIVE):
                                 IngestOptions(media_dir=path.parent / "datacast-media"))
         if report.failures:
             raise SystemExit(f"ingest failed: {report.failures}")
-        print(f"built {path.relative_to(ROOT)} in {time.perf_counter() - started:.0f} s")
+        took = time.perf_counter() - started
+        print(f"built {path.relative_to(ROOT)}: feed to searchable in {took:.1f} s for {AUDIO_SECONDS:.0f} s of audio "
+              f"({AUDIO_SECONDS / took:.1f}x real time)")
     return db
 
 
@@ -105,15 +117,35 @@ def section_spans(segments, reference: str) -> dict[str, tuple[float, float]]:
             for i, (heading, start) in enumerate(ordered)}
 
 
+def report_moments(db, episode_id: int, spans: dict[str, tuple[float, float]]) -> None:
+    """Where the notes' takeaways and the chapters start against where their section starts being read: the
+    listener should hear the section's first words (start at most GRACE seconds before, never after)."""
+    def heading_of(title: str) -> str | None:
+        key = words(title)[:4]
+        return next((h for h in spans if words(h)[:4] == key), None)
+
+    for table in ("takeaways", "chapters"):
+        rows = list(db.query(f"SELECT title, start FROM {table} WHERE episode_id = ? ORDER BY idx", [episode_id]))
+        errors = [(row["title"], row["start"] - spans[h][0]) for row in rows
+                  if row["start"] is not None and (h := heading_of(row["title"])) and spans[h][0] > 1]
+        within = sum(1 for _, e in errors if -GRACE <= e <= 0)
+        late = [f"{title} +{e:.1f} s" for title, e in errors if e > 0]
+        print(f"moments, {table}: {len(errors)} match a section; {within} start within {GRACE:.0f} s before it, "
+              f"{len(late)} after it{': ' + '; '.join(late) if late else ''} "
+              f"(offsets {', '.join(f'{e:+.1f}' for _, e in errors)} s)")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--verbose", action="store_true", help="print each question's first result")
+    parser.add_argument("--rebuild", action="store_true", help="make the archive again with the current pipeline")
     args = parser.parse_args(argv)
-    db = build()
+    db = build(rebuild=args.rebuild)
     episode_id = db.execute("SELECT id FROM episodes WHERE guid LIKE 'datacast-070%' "
                             "AND guid NOT LIKE '%short%'").fetchone()[0]
     spans = section_spans(load_segments(db, episode_id),
                           (DATACAST / "episode-070-audio-reference.txt").read_text(encoding="utf-8"))
+    report_moments(db, episode_id, spans)
     embedder = get_embedder()
     print(f"{len(QUESTIONS)} questions, {len(spans)} sections heard; a question lands when the middle of its first "
           f"result is in the right section")

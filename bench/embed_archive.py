@@ -1,7 +1,7 @@
 """Give an archive's passages real embeddings, timing the embedding: the load bench's archive, and the cost of
 embedding the whole TWIML corpus, measured rather than extrapolated.
 
-    .venv/bin/python bench/embed_archive.py            # bench/out/web_load_fake.db -> bench/out/web_load.db
+    .venv/bin/python bench/embed_archive.py [--backend B]  # bench/out/web_load_fake.db -> bench/out/web_load.db
 
 bench/web_load.py's archive (the TWIML and DataTalks.Club corpora, ingested and indexed with the pipeline and the
 test embedder: bench/out/web_load_fake.db) is copied to bench/out/web_load.db, where every passage gets an
@@ -57,8 +57,9 @@ def main():
     parser.add_argument("--source", type=Path, default=OUT / "web_load_fake.db")
     parser.add_argument("--target", type=Path, default=OUT / "web_load.db")
     parser.add_argument("--donor", type=Path, default=OUT / "datatalks.db")
+    parser.add_argument("--backend", default=None, help="openvino, onnx or torch (default: the setting, openvino)")
     args = parser.parse_args()
-    embedder = SentenceTransformerEmbedder()
+    embedder = SentenceTransformerEmbedder(backend=args.backend)
     copy_archive(args.source, args.target)
     db = open_db(args.target)
     with db.conn:
@@ -72,8 +73,8 @@ def main():
     started = time.perf_counter()
     ensure_embeddings(db, rows, embedder)
     elapsed = time.perf_counter() - started
-    print(f"embedded {missing} passages in {elapsed / 60:.1f} min: {missing / elapsed:.1f} passages/s "
-          f"(load average {os.getloadavg()[0]:.1f} at end)")
+    print(f"embedded {missing} passages in {elapsed / 60:.1f} min: {missing / elapsed:.1f} passages/s, backend "
+          f"{embedder.backend_used} (load average {os.getloadavg()[0]:.1f} at end)")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 

@@ -1,10 +1,13 @@
 """Embedding throughput of the default embedder, and what indexing the whole TWIML corpus costs.
 
-    .venv/bin/python bench/embedding_throughput.py [--sample 256] [--episodes 12]
+    .venv/bin/python bench/embedding_throughput.py [--sample 256] [--episodes 12] [--backend openvino|onnx|torch]
+    .venv/bin/python bench/embedding_throughput.py --compare [--sample 1000]   # each backend against torch
 
 1. Passages: all 537 TWIML Whisper transcripts (/work/shared/fixtures/corpus/twiml_whisper_transcripts/vtt) parsed
    and cut into passages exactly as the pipeline does; prints how many there are.
-2. Throughput: the default embedder (all-MiniLM-L6-v2, its default batch) on a random sample of those passages.
+2. Throughput: the default embedder (all-MiniLM-L6-v2, its default batch; `--backend`, else the
+   PODARCHIVE_EMBEDDING_BACKEND setting, openvino) on a random sample of those passages.
+   bench/index_speed.py measures the whole index stage against bare embedding, in one run.
 3. Cost: `--episodes` episodes of the TWIML feed go through the whole pipeline (ingest_sources: feed, transcript,
    passages, embeddings, chapters, takeaways, guests, FTS) into a fresh archive; time and database size per
    passage, multiplied by the corpus's passage count, estimate the full run (the output says it is
@@ -26,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from archive.embeddings import default_embedder  # noqa: E402
+from archive.embeddings import SentenceTransformerEmbedder  # noqa: E402
 from archive.passages import make_passages  # noqa: E402
 from ingest.transcript_files import parse_transcript  # noqa: E402
 
@@ -40,13 +43,42 @@ def corpus_passages() -> list[str]:
     return texts
 
 
-def throughput(texts: list[str], sample: int) -> tuple[float, int]:
-    embedder = default_embedder()
-    embedder.embed(["load the model first"])
+def throughput(texts: list[str], sample: int, backend: str | None = None) -> tuple[float, int]:
+    embedder = SentenceTransformerEmbedder(backend=backend)
+    embedder.embed(["load the model first", "and the backend's export"])
     chosen = random.Random(7).sample(texts, min(sample, len(texts)))
     started = time.perf_counter()
     embedder.embed(chosen)
     return len(chosen) / (time.perf_counter() - started), len(chosen)
+
+
+def compare_backends(texts: list[str], sample: int) -> None:
+    """Each backend against torch on the same random passages, their sentences and two-word phrases (what the
+    index embeds: passages, takeaway statements, key phrases): rate, largest absolute difference, lowest cosine."""
+    import numpy as np
+
+    chosen = random.Random(7).sample(texts, min(sample, len(texts)))
+    groups = {
+        "passages": chosen,
+        "sentences": [s for t in chosen for s in re.split(r"(?<=[.?!])\s+", t) if len(s.split()) > 5][:sample],
+        "phrases": sorted({" ".join(pair) for t in chosen for pair in zip(t.split(), t.split()[1:])})[:sample],
+    }
+    embedders = {name: SentenceTransformerEmbedder(backend=name) for name in ("torch", "openvino", "onnx")}
+    for embedder in embedders.values():
+        embedder.embed(["load the model first", "and the backend's export"])
+    for group, items in groups.items():
+        line, reference = f"{group:9s} {len(items):4d} texts:", None
+        for name, embedder in embedders.items():
+            started = time.perf_counter()
+            vectors = embedder.embed(items)
+            rate = len(items) / (time.perf_counter() - started)
+            line += f"  {embedder.backend_used} {rate:.1f}/s"
+            if reference is None:
+                reference = vectors
+            else:
+                line += (f" (max abs diff {np.abs(vectors - reference).max():.1e}, "
+                         f"min cosine {(vectors * reference).sum(axis=1).min():.7f})")
+        print(line, flush=True)
 
 
 def trimmed_feed(dest: Path, count: int) -> Path:
@@ -82,13 +114,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sample", type=int, default=256, help="passages embedded to measure throughput")
     parser.add_argument("--episodes", type=int, default=12, help="episodes run through the whole pipeline")
+    parser.add_argument("--backend", default=None, help="openvino, onnx or torch (default: the setting, openvino)")
+    parser.add_argument("--compare", action="store_true",
+                        help="only compare each backend with torch on --sample passages (rates and differences)")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
     started = time.perf_counter()
     texts = corpus_passages()
     print(f"TWIML corpus: 537 transcripts -> {len(texts)} passages, {sum(map(len, texts)) / 1e6:.1f} M characters "
           f"(parsed and cut in {time.perf_counter() - started:.0f} s)")
-    rate, sampled = throughput(texts, args.sample)
+    if args.compare:
+        compare_backends(texts, args.sample)
+        return
+    rate, sampled = throughput(texts, args.sample, args.backend)
     print(f"default embedder: {rate:.1f} passages/s ({sampled} random passages) "
           f"-> embeddings alone for the corpus: {len(texts) / rate / 60:.0f} min")
     cost = pipeline_cost(args.episodes)

@@ -10,8 +10,15 @@ chromium photographs it.
 The studio's pictures need no corpus: `--only studio` ingests Datacast's short feed (a 53-second clip, transcribed
 with Whisper tiny.en), adds a hosted show with episodes in every state, and photographs a producer's studio.
 
+The episode's and search's pictures alone: `--only episode` photographs Datacast episode 70 from
+bench/out/datacast.db (the real pipeline's archive of the Datacast feed, bench/datacast_sections.py builds it once:
+Whisper tiny.en, the notes' eleven takeaways, chapters) at 1280 px (episode.png; episode-moment.png: the transcript
+at a moment, the sentence being spoken highlighted) and 390 px (episode-phone.png: the top of the page;
+episode-phone-transcript.png: the page opened from a search hit's link), and a keyword search of it (search.png).
+
 Run:  .venv/bin/python bench/screenshots.py [--db bench/out/web_load.db] [--embedder NAME] [--out docs]
       .venv/bin/python bench/screenshots.py --only studio [--out docs]
+      .venv/bin/python bench/screenshots.py --only episode [--out docs]
 """
 
 from __future__ import annotations
@@ -83,10 +90,7 @@ def start_site(db_path: Path, embedder_name: str | None):
     return f"http://127.0.0.1:{server.server_port}", server
 
 
-def transcript_anchor(page) -> int:
-    """The whole second the transcript line spoken at 95 s starts at (the page's own #t anchor)."""
-    return int(page.evaluate(
-        "Math.floor(parseFloat(document.querySelector('#transcript .line.is-current').dataset.start))"))
+MOMENT = 95  # seconds: the moment the episode's pictures open at
 
 
 def photograph(base: str, episode_id: int, out: Path, mode: str) -> None:
@@ -95,27 +99,32 @@ def photograph(base: str, episode_id: int, out: Path, mode: str) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        page.goto(f"{base}/episodes/{episode_id}?t=95")
+        page.goto(f"{base}/episodes/{episode_id}?t={MOMENT}")
         page.wait_for_function("document.getElementById('player-audio').readyState >= 1")
         page.evaluate("document.getElementById('player-audio').pause(); window.scrollTo(0, 0)")
         time.sleep(0.5)
         page.screenshot(path=str(out / "episode.png"))
         print("wrote", out / "episode.png")
-        page.goto(f"{base}/episodes/{episode_id}?t=95#t{transcript_anchor(page)}")
-        page.wait_for_function("document.querySelector('#transcript .line.is-current') !== null")
-        page.evaluate("document.getElementById('player-audio').pause();"
-                      "document.querySelector('#transcript .line.is-current').scrollIntoView({block: 'center'})")
-        time.sleep(0.5)
+        page.goto(f"{base}/episodes/{episode_id}?t={MOMENT}#t{MOMENT}")  # a search hit's link
+        page.wait_for_function("document.querySelector('#transcript .s.is-current') !== null")
+        page.evaluate("document.getElementById('player-audio').pause()")
+        time.sleep(0.8)
         page.screenshot(path=str(out / "episode-moment.png"))
         print("wrote", out / "episode-moment.png")
 
         phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
-        phone.goto(f"{base}/episodes/{episode_id}?t=95")
+        phone.goto(f"{base}/episodes/{episode_id}?t={MOMENT}")
         phone.wait_for_function("document.getElementById('player-audio').readyState >= 1")
         phone.evaluate("document.getElementById('player-audio').pause()")
         time.sleep(0.5)
         phone.screenshot(path=str(out / "episode-phone.png"))
         print("wrote", out / "episode-phone.png")
+        phone.goto(f"{base}/episodes/{episode_id}?t={MOMENT}#t{MOMENT}")
+        phone.wait_for_function("document.querySelector('#transcript .s.is-current') !== null")
+        phone.evaluate("document.getElementById('player-audio').pause()")
+        time.sleep(0.8)
+        phone.screenshot(path=str(out / "episode-phone-transcript.png"))
+        print("wrote", out / "episode-phone-transcript.png")
 
         page.goto(f"{base}/search?q={SEARCH_QUERY.replace(' ', '+')}&mode={mode}")
         page.screenshot(path=str(out / "search.png"))
@@ -239,6 +248,29 @@ def studio_only(out: Path, embedder_name: str | None) -> None:
         site_server.shutdown()
 
 
+def episode_only(out: Path) -> None:
+    """The episode's and search's pictures from bench/out/datacast.db (copied; built first if missing)."""
+    from datacast_sections import ARCHIVE, build
+
+    if not ARCHIVE.exists():
+        build().conn.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        db_path = Path(tmp) / "archive.db"
+        source = open_db(ARCHIVE)
+        source.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        source.conn.close()
+        shutil.copy(ARCHIVE, db_path)
+        if Path(f"{ARCHIVE}.index").exists():
+            shutil.copytree(f"{ARCHIVE}.index", f"{db_path}.index")
+        db = open_db(db_path)
+        episode_id = next(db.query("SELECT id FROM episodes ORDER BY id LIMIT 1"))["id"]
+        db.conn.close()
+        base, server = start_site(db_path, "fake")
+        out.mkdir(parents=True, exist_ok=True)
+        photograph(base, episode_id, out, "keyword")  # the fake embedder's vectors mean nothing: keyword search
+        server.shutdown()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, default=ROOT / "bench" / "out" / "web_load.db",
@@ -246,11 +278,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     parser.add_argument("--embedder", default=None,
                         help="the archive's embedding model ('fake' for bench/web_load.py --embedder fake's archive)")
-    parser.add_argument("--only", choices=("all", "studio"), default="all",
-                        help="studio: only the studio's pictures (a small archive of their own, no corpus needed)")
+    parser.add_argument("--only", choices=("all", "studio", "episode"), default="all",
+                        help="studio: only the studio's pictures (a small archive of their own, no corpus needed); "
+                             "episode: only the episode's and search's (Datacast episode 70, bench/out/datacast.db)")
     args = parser.parse_args()
     if args.only == "studio":
         studio_only(args.out, args.embedder)
+        return
+    if args.only == "episode":
+        episode_only(args.out)
         return
     if not args.db.exists():
         from web_load import build_archive

@@ -30,10 +30,11 @@ AUDIO = SHARED / "datacast" / "episode-070.mp3"
 REFERENCE = SHARED / "datacast" / "episode-070-audio-reference.txt"
 
 
-def make_options(beam_size: int | None, word_timestamps: bool):
+def make_options(beam_size: int | None, word_timestamps: bool, diarize: bool = False):
     from ingest.transcribe import TranscriptionOptions
 
-    options = TranscriptionOptions(word_timestamps=word_timestamps)
+    # speaker turns off unless asked: this compares Whisper in the pipeline with bare Whisper
+    options = TranscriptionOptions(word_timestamps=word_timestamps, diarize=diarize)
     if beam_size:
         options.beam_size = beam_size
     return options
@@ -103,7 +104,7 @@ def child(variant: str, args) -> None:
     import jiwer
 
     prepare, run = VARIANTS[variant]
-    prepared = prepare(make_options(args.beam_size, args.word_timestamps))
+    prepared = prepare(make_options(args.beam_size, args.word_timestamps, args.diarize))
     with timed() as elapsed:
         segments, audio_seconds = run(prepared, args.audio)
     text = " ".join(text for _, _, text in segments)
@@ -127,6 +128,7 @@ def main() -> None:
     parser.add_argument("--reference", type=Path, default=REFERENCE)
     parser.add_argument("--beam-size", type=int, default=None, help="default: TranscriptionOptions' default")
     parser.add_argument("--word-timestamps", action="store_true")
+    parser.add_argument("--diarize", action="store_true", help="speaker turns on in the pipeline (off by default here)")
     parser.add_argument("--child", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -135,11 +137,11 @@ def main() -> None:
 
     order = [("ours", "bare") if i % 2 == 0 else ("bare", "ours") for i in range(args.repeat)]
     results = {"ours": [], "bare": []}
-    options = make_options(args.beam_size, args.word_timestamps).resolved()
+    options = make_options(args.beam_size, args.word_timestamps, args.diarize).resolved()
     print(f"audio: {args.audio.name}; runs of each variant: {args.repeat}; beam {options.beam_size}, "
           f"word timestamps {options.word_timestamps}, {options.device} {options.compute_type}")
     extra = (["--beam-size", str(args.beam_size)] if args.beam_size else []) + (
-        ["--word-timestamps"] if args.word_timestamps else [])
+        ["--word-timestamps"] if args.word_timestamps else []) + (["--diarize"] if args.diarize else [])
     for pair in order:
         for variant in pair:
             out = subprocess.run(

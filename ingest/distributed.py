@@ -389,11 +389,13 @@ class DistributedPipeline(Pipeline):
         """Store a task's result, or record its failure; then the backend forgets it."""
         from celery import states
 
+        from .speaker_names import name_and_record
+
         error = None
         if state == states.SUCCESS:
             started = time.monotonic()
             try:
-                stored = tasks_table.store_result(self.db, tid, value)
+                stored = tasks_table.store_result(self.db, tid, value, speakers=name_and_record)
             except (KeyError, TypeError, ValueError) as exc:  # a result not of our making: the task failed
                 error, stored = f"unreadable result: {type(exc).__name__}: {exc}", None
             if stored is not None:

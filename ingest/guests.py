@@ -182,9 +182,15 @@ def _short_form_of(label: str, name: str) -> bool:
 def identify_host(segments: list[Segment], host_names: list[str] = ()) -> str | None:
     """The host's speaker label in a transcript: the one matching a host name from the feed, else, among the
     speakers with a twentieth of the words or more, the one whose sentences are most often questions (guests ask
-    questions too, but a smaller share of what they say); ties go to who spoke first. None without at least
-    two named speakers."""
+    questions too, but a smaller share of what they say); ties go to who spoke first. Diarization labels
+    ("Speaker 1", "SPEAKER_00") count when fewer than two speakers are named. None without two speakers."""
     shares = speaker_shares(segments)
+    if len(shares) < 2:
+        shares = Counter()
+        for segment in segments:
+            label = clean_name(segment.speaker or "").rstrip(".")
+            if label:
+                shares[label] += len(segment.text)
     if len(shares) < 2:
         return None
     for label in shares:

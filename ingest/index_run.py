@@ -15,7 +15,7 @@ from typing import Callable
 import sqlite_utils
 
 from archive import index_refresh
-from archive.embeddings import Embedder, default_embedder
+from archive.embeddings import Embedder, MemoEmbedder, default_embedder
 from archive.errors import ModelLoadError, PodarchiveError
 from archive.vectors import count_embeddings
 
@@ -100,7 +100,7 @@ def build_index(db: sqlite_utils.Database, embedder: Embedder | None = None, opt
     that cannot load stops the run (ModelLoadError), since nothing could be indexed.
     """
     options = options or IndexOptions()
-    embedder = embedder or default_embedder()
+    embedder = MemoEmbedder(embedder or default_embedder())  # key phrases recur from episode to episode
     episodes = transcribed_episodes(db, options.episode_ids)
     report = IndexReport(episodes=len(episodes))
     before = count_embeddings(db, embedder.name)

@@ -252,8 +252,6 @@ class Pipeline:
         return self.db["audio"].get(episode_id)
 
     def transcribe_stage(self, episode: dict, audio: dict) -> None:
-        from archive.transcript_store import save_transcript
-
         episode_id = episode["id"]
         options = self.transcriber.options
         input_hash = stages.input_hash(audio["sha256"], options_fingerprint(options))
@@ -268,7 +266,7 @@ class Pipeline:
                     prompt=self.with_vocabulary(options, episode_id).initial_prompt, content_hash=audio["sha256"],
                 )
             source.source_url = audio["url"]
-            save_transcript(self.db, episode_id, segments, source)
+            save_whisper_transcript(self.db, episode_id, segments, source)
             self.report.transcripts_made += 1
 
     def with_vocabulary(self, options, episode_id: int):
@@ -318,6 +316,18 @@ class Pipeline:
         self.report.failures.append(Failure(what, stage, message))
 
 
+def save_whisper_transcript(db: sqlite_utils.Database, episode_id: int, segments, source) -> int:
+    """Store a Whisper transcript with its speakers named from the feed (ingest/speaker_names.py) and how each
+    was named, in one transaction; a producer's renames are replayed after (save_transcript), so theirs win."""
+    from archive.db import write_transaction
+    from archive.transcript_store import save_transcript
+
+    from .speaker_names import name_and_record
+
+    with write_transaction(db):
+        return save_transcript(db, episode_id, name_and_record(db, episode_id, segments), source)
+
+
 def format_name(fmt: str) -> str:
     fmt = (fmt or "").lower()
     for name, needles in (("json", ("json",)), ("vtt", ("vtt",)), ("srt", ("srt", "subrip")),
@@ -328,13 +338,15 @@ def format_name(fmt: str) -> str:
 
 
 def options_fingerprint(options) -> dict:
-    """What of the options decides a transcript; prompt fields left unset are left out, so archives made before
-    they existed keep their stage hashes (and their transcripts)."""
+    """What of the options decides a transcript's text; prompt fields left unset are left out, so archives made
+    before they existed keep their stage hashes (and their transcripts). `diarize` is never in it: speaker turns
+    do not change Whisper's text, so turning them on or off re-transcribes nothing (archives made before keep
+    their transcripts, without speakers; the option decides for the transcripts made from then on)."""
     from dataclasses import asdict, is_dataclass
 
     values = asdict(options) if is_dataclass(options) else dict(vars(options))
     return {key: value for key, value in values.items()
-            if not (key in ("initial_prompt", "hotwords") and value is None)}
+            if not (key in ("initial_prompt", "hotwords") and value is None) and key != "diarize"}
 
 
 def ingest_sources(db: sqlite_utils.Database, sources: list[str], options: IngestOptions | None = None,

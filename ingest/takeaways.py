@@ -3,14 +3,17 @@
 Two sources:
 
 * **notes** - when the show notes carry a takeaways section (Datacast's "Key Takeaways", then one heading per
-  point such as "On Moving To The US" with paragraphs), `takeaways_from_notes` reads it and `place_takeaways`
+  point such as "On Moving To The US" with paragraphs), `takeaways_from_notes` (ingest/notes_sections.py) reads it
+  and `place_takeaways`
   finds where each point is discussed by meaning: every takeaway (title + text) is embedded and matched to the
   passages by cosine similarity, keeping the notes' order unless the transcript clearly says otherwise
   (`align_in_order`).
-* **generated** - otherwise `generate_takeaways` finds the episode's topic segments (ingest/topics.py) and picks
-  in each the guest's most representative, informative statement (see `score_statements`; the host's passages
-  are left out, see ingest.guests.identify_host), titled by its key phrases against the episode. Offline and
-  deterministic. When the operator configures an OpenAI-compatible endpoint (PODARCHIVE_LLM_URL,
+* **generated** - otherwise `generate_takeaways` finds the episode's topic segments (ingest/topics.py), cuts the
+  longer ones again so that a takeaway stands for about 45 s of talk (12 at most, one per segment at least),
+  and picks in each range the guest's most representative, informative sentence (see `score_statements`; the
+  host's sentences are never chosen, see ingest.guests.identify_host), with its neighbours when it does not
+  read on its own, titled by its key phrases against the episode. A takeaway starts when its first sentence
+  does. Offline and deterministic. When the operator configures an OpenAI-compatible endpoint (PODARCHIVE_LLM_URL,
   PODARCHIVE_LLM_MODEL, PODARCHIVE_LLM_API_KEY; read by ingest.understand.UnderstandOptions), it writes the
   takeaways instead and they are placed like the notes' ones; any failure there falls back to the offline
   method with a logged warning.
@@ -22,204 +25,22 @@ import json
 import logging
 import math
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
 import sqlite_utils
 
 from archive.db import write_transaction
-from archive.passages import split_sentences
-from archive.records import Passage, Takeaway
+from archive.passages import ends_sentence, split_sentences
+from archive.people import clean_name
+from archive.records import Passage, Segment, Takeaway
 from archive.settings import Settings
 from archive.studio import producer_fields
 
-from .topics import SPOKEN_STOPWORDS, TopicOptions, keyphrases, phrase_title, topic_segments
+from .notes_sections import plain_spaces, short_title
+from .topics import SPOKEN_STOPWORDS, TopicOptions, gap_similarities, keyphrases, phrase_title, topic_segments
 
 log = logging.getLogger(__name__)
-
-# ---- reading takeaways from show notes -------------------------------------------------------------------------
-
-TAKEAWAYS_HEADING = re.compile(
-    r"^(?:the |my |our |\d+ )?(?:key |main |top |big |biggest )?"
-    r"(?:take-?aways?|highlights|key (?:points|insights|lessons|learnings|ideas)|lessons(?: learned| learnt)?)"
-    r"(?:\s+from\b.*)?\s*:?$",
-    re.IGNORECASE,
-)
-END_HEADING = re.compile(
-    r"^(?:links?|resources|mentioned|(?:episode )?transcript(?:ion)?|about|credits|sponsors?|subscribe|"
-    r"timestamps|(?:show |episode )?notes|contact|follow|references|further reading|books|people|chapters)\b",
-    re.IGNORECASE,
-)
-BLOCK_TAGS = {"p", "li", "blockquote", "dd", "dt", "pre"}
-HEADING_TAGS = {f"h{n}": n for n in range(1, 7)}
-BOLD_LEVEL = 7  # a bold line, or a heading guessed in plain text, ranks below every <hN>
-MAX_HEADING_WORDS = 14
-
-
-@dataclass
-class _Block:
-    kind: str  # heading, text, item
-    text: str
-    level: int = BOLD_LEVEL
-    in_item: bool = False  # a heading made of a list item's bold lead
-
-
-def plain_spaces(text: str) -> str:
-    """Non-breaking and odd spaces to plain spaces, runs of whitespace to one."""
-    text = unicodedata.normalize("NFKC", text or "")
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def clean_heading(text: str) -> str:
-    """Trim a heading and close a quote it leaves open (`On Writing “Deep Learning` -> `... Learning”`)."""
-    text = plain_spaces(text).rstrip(":").strip()
-    if text.count("“") > text.count("”"):
-        text += "”"
-    if text.count('"') % 2:
-        text += '"'
-    return text
-
-
-def _html_blocks(html: str) -> list[_Block]:
-    import lxml.html
-
-    try:
-        root = lxml.html.fragment_fromstring(html, create_parent="div")
-    except Exception:  # lxml raises several types for hopeless markup; treat it as text then
-        return _text_blocks(re.sub(r"<[^>]+>", "\n", html))
-    blocks: list[_Block] = []
-    _walk(root, blocks)
-    return blocks
-
-
-def _add_text(blocks: list[_Block], text: str | None, kind: str = "text") -> None:
-    text = plain_spaces(text or "")
-    if text:
-        blocks.append(_Block(kind, text))
-
-
-def _walk(element, blocks: list[_Block]) -> None:
-    _add_text(blocks, element.text)
-    for child in element:
-        tag = child.tag if isinstance(child.tag, str) else ""
-        if tag in HEADING_TAGS:
-            blocks.append(_Block("heading", plain_spaces(child.text_content()), HEADING_TAGS[tag]))
-        elif tag in BLOCK_TAGS:
-            _block_element(child, blocks, "item" if tag == "li" else "text")
-        elif tag in ("strong", "b") and len(plain_spaces(child.text_content()).split()) <= MAX_HEADING_WORDS:
-            blocks.append(_Block("heading", plain_spaces(child.text_content())))
-        elif tag in ("script", "style"):
-            pass
-        elif tag == "br" or not tag:
-            pass
-        else:
-            _walk(child, blocks)
-        _add_text(blocks, child.tail)
-
-
-def _block_element(element, blocks: list[_Block], kind: str) -> None:
-    """A paragraph or list item; a short bold lead (`<strong>Title</strong>: text`) is a heading of its own."""
-    full = plain_spaces(element.text_content())
-    if not full:
-        return
-    first = element[0] if len(element) else None
-    lead_is_bold = (
-        first is not None and first.tag in ("strong", "b") and not plain_spaces(element.text or "")
-        and len(plain_spaces(first.text_content()).split()) <= MAX_HEADING_WORDS
-    )
-    if lead_is_bold:
-        lead = plain_spaces(first.text_content())
-        rest = plain_spaces(full[len(lead):]).lstrip(":.–—- ").strip()
-        blocks.append(_Block("heading", lead, in_item=kind == "item"))
-        if rest:
-            blocks.append(_Block(kind, rest))
-        return
-    blocks.append(_Block(kind, full))
-
-
-_LIST_ITEM = re.compile(r"^\s*(?:[-*•–]|\d{1,2}[.)])\s+")
-
-
-def _looks_like_heading(line: str) -> bool:
-    words = line.split()
-    if not words or len(words) > MAX_HEADING_WORDS or len(line) > 100:
-        return False
-    if TAKEAWAYS_HEADING.match(line):
-        return True
-    return not re.search(r"[.!?;,:]$", line) and (line[0].isupper() or line[0] in "“\"'‘" or line[0].isdigit())
-
-
-def _text_blocks(text: str) -> list[_Block]:
-    blocks = []
-    for raw in (text or "").splitlines():
-        line = plain_spaces(raw)
-        if not line:
-            continue
-        markdown = re.match(r"^(#{1,6})\s+(.*)$", line)
-        bold = re.match(r"^\*\*(.+?)\*\*:?$", line)
-        if markdown:
-            blocks.append(_Block("heading", markdown.group(2), len(markdown.group(1))))
-        elif bold:
-            blocks.append(_Block("heading", bold.group(1)))
-        elif _LIST_ITEM.match(line):
-            blocks.append(_Block("item", _LIST_ITEM.sub("", line)))
-        elif _looks_like_heading(line):
-            blocks.append(_Block("heading", line))
-        else:
-            blocks.append(_Block("text", line))
-    return blocks
-
-
-def _looks_like_html(notes: str) -> bool:
-    return bool(re.search(r"<(?:p|h[1-6]|div|ul|ol|li|br|strong|b)\b[^>]*>", notes, re.IGNORECASE))
-
-
-def short_title(text: str, max_chars: int = 60) -> str:
-    """The first sentence of text, cut at a word boundary to max_chars."""
-    sentences = split_sentences(text)
-    first = sentences[0].rstrip(".!?") if sentences else text
-    if len(first) <= max_chars:
-        return first
-    return first[:max_chars].rsplit(" ", 1)[0].rstrip(",;:–— ") + "…"
-
-
-def takeaways_from_notes(notes: str | None) -> list[tuple[str, str]]:
-    """(title, text) of each point under the notes' takeaways heading; [] when the notes have none.
-
-    Works on HTML (headings <h1>-<h6>, or bold lines, introduce the points; paragraphs and list items are their
-    text) and on plain or Markdown text (a short line without final punctuation is a heading). The section starts
-    at a heading such as "Key Takeaways", "Takeaways" or "Highlights" and ends at a heading of higher rank or one
-    that opens another part of the notes ("Links", "Transcript", "About ..."). Points without text are skipped.
-    Without sub-headings, each paragraph or list item after the heading is a point of its own.
-    """
-    if not notes or not notes.strip():
-        return []
-    blocks = _html_blocks(notes) if _looks_like_html(notes) else _text_blocks(notes)
-    start = next((i for i, b in enumerate(blocks) if b.kind == "heading" and TAKEAWAYS_HEADING.match(b.text)), None)
-    if start is None:
-        return []
-    level = blocks[start].level
-    sections: list[tuple[str, list[str]]] = []
-    loose: list[str] = []  # paragraphs and items before any sub-heading
-    item_points = False  # the points are list items with bold leads: an item without one is a point too
-    for block in blocks[start + 1:]:
-        if block.kind == "heading":
-            if block.level < level or END_HEADING.match(block.text) or TAKEAWAYS_HEADING.match(block.text):
-                break
-            sections.append((clean_heading(block.text), []))
-            item_points = block.in_item
-        elif block.kind == "item" and item_points and sections and sections[-1][1]:
-            sections.append((short_title(block.text), [block.text]))
-        elif sections:
-            sections[-1][1].append(block.text)
-        else:
-            loose.append(block.text)
-    if sections:
-        return [(title, "\n\n".join(texts)) for title, texts in sections if title and texts]
-    points = [text for text in loose if not text.endswith(":")]  # "Here are the highlights:" introduces them
-    return [(short_title(text), text) for text in points]
-
 
 # ---- placing takeaways on the transcript -------------------------------------------------------------------------
 
@@ -272,8 +93,10 @@ def _running_argmax(values: np.ndarray) -> np.ndarray:
 
 
 def place_takeaways(items: list[tuple[str, str]], passages: list[Passage], passage_vectors: np.ndarray, embedder,
-                    source: str = "notes", in_order: bool = True) -> list[Takeaway]:
-    """Tie each (title, text) to the passage that discusses it; start/end are that passage's times.
+                    source: str = "notes", in_order: bool = True,
+                    segments: list[Segment] | None = None) -> list[Takeaway]:
+    """Tie each (title, text) to the passage that discusses it, then to the sentence where it starts
+    (`_opening_sentence`): a takeaway starts where its point starts being said, not at its passage's start.
 
     Without passages (or without times) the takeaways are kept with no time.
     """
@@ -285,10 +108,44 @@ def place_takeaways(items: list[tuple[str, str]], passages: list[Passage], passa
     vectors = embedder.embed([f"{title}. {text}" for title, text in items])
     similarity = vectors @ np.asarray(passage_vectors).T
     chosen = align_in_order(similarity) if in_order else [int(i) for i in similarity.argmax(axis=1)]
+    starts = _opening_starts(items, chosen, _sentences(passages, segments), embedder)
     return [
-        Takeaway(title=title, text=text, start=passages[j].start, end=passages[j].end, source=source)
-        for (title, text), j in zip(items, chosen)
+        Takeaway(title=title, text=text, start=start if start is not None else passages[j].start,
+                 end=passages[j].end, source=source)
+        for (title, text), j, start in zip(items, chosen, starts)
     ]
+
+
+# A placed takeaway starts this much before its sentence: a sentence's time inside a transcript segment is shared
+# out by length, and can be a couple of seconds late; the listener should hear the point's first words, not miss them.
+MOMENT_LEAD = 2.5
+
+
+def _opening_starts(items: list[tuple[str, str]], chosen: list[int], statements: list[Statement],
+                    embedder) -> list[float | None]:
+    """For each takeaway placed on passage j, the start of the sentence in passages j-1..j+1 that reads most like
+    its opening (its title and first sentence), kept after the previous takeaway's; None where no sentence is
+    timed. A sentence is read with the one after it, so a short heading-like sentence is judged in context."""
+    windows = [[i for i, s in enumerate(statements) if j - 1 <= s.passage <= j + 1] for j in chosen]
+    wanted = sorted({i for window in windows for i in window})
+    if not wanted:
+        return [None] * len(items)
+    texts = [" ".join(s.text for s in statements[i:i + 2]) for i in wanted]
+    row = {i: k for k, i in enumerate(wanted)}
+    sentence_vectors = embedder.embed(texts)
+    openings = embedder.embed([f"{title}. {(split_sentences(text) or [text])[0]}" for title, text in items])
+    starts: list[float | None] = []
+    previous = float("-inf")
+    for opening, window in zip(openings, windows):
+        later = [i for i in window if statements[i].start > previous]
+        if not later:
+            starts.append(None)
+            continue
+        best = max(later, key=lambda i: float(sentence_vectors[row[i]] @ opening))
+        floor = starts[-1] if starts and starts[-1] is not None else 0.0
+        starts.append(round(max(statements[best].start - MOMENT_LEAD, floor, 0.0), 3))
+        previous = statements[best].start
+    return starts
 
 
 # ---- generating takeaways from the transcript --------------------------------------------------------------------
@@ -325,7 +182,11 @@ class LLMOptions:
 @dataclass
 class TakeawayOptions:
     min_words: int = 8  # a statement shorter than this says too little
-    max_words: int = 60  # a takeaway's text: the best statement, plus the next while it fits
+    max_words: int = 60  # a takeaway's text: the chosen sentence and its neighbours while they fit
+    seconds_per_takeaway: float = 45.0  # a point takes a passage's worth of talk or more: short episodes get fewer
+    max_takeaways: int = 12  # the most the length alone earns; each topic segment still gets one
+    passages_per_pick: int = 3  # only the most informative sentences of a pick's most central passages are
+    sentences_per_pick: int | None = 6  # embedded and scored (None: all of those passages' sentences)
     topics: TopicOptions = field(default_factory=TopicOptions)
     llm: LLMOptions | None = None
 
@@ -336,22 +197,55 @@ class Statement:
     start: float
     end: float
     passage: int  # index of the passage it was said in
+    speaker: str | None = None
 
 
-def _statements(passages: list[Passage], indices: range, host: str | None) -> list[Statement]:
-    out = []
-    for index in indices:
-        passage = passages[index]
-        if host is not None and passage.speaker == host:
-            continue
-        sentences = split_sentences(passage.text)
-        total = sum(len(s) for s in sentences) or 1
-        cursor = passage.start
-        for sentence in sentences:
-            span = (passage.end - passage.start) * len(sentence) / total
-            out.append(Statement(sentence, cursor, cursor + span, index))
-            cursor += span
+def _sentences(passages: list[Passage], segments: list[Segment] | None) -> list[Statement]:
+    """Every sentence with its passage: from the segments the passages were made of when given (each sentence
+    then has its own speaker, and its time shared out of its segment's), else from the passages (their speaker,
+    times shared out of the passage's by length)."""
+    if segments:
+        pieces = [(text, start, end, segment.speaker) for segment in segments
+                  for text, start, end in _timed_sentences(segment.text, segment.start or 0, segment.end or 0)]
+        out, k = [], 0
+        for index, passage in enumerate(passages):
+            said = ""
+            while k < len(pieces) and len(said) < len(passage.text):
+                text, start, end, speaker = pieces[k]
+                said = f"{said} {text}" if said else text
+                last = out[-1] if out else None
+                if last and last.passage == index and last.speaker == speaker and not ends_sentence(last.text):
+                    last.text, last.end = f"{last.text} {text}", end  # a sentence over two segments
+                else:
+                    out.append(Statement(text, start, end, index, speaker))
+                k += 1
+            if said != passage.text:
+                break  # passages made from another version of the transcript: read the passages
+        else:
+            if k == len(pieces):
+                return out
+        log.info("transcript segments do not match the passages; reading the passages' speakers and times")
+    return [Statement(text, start, end, index, passage.speaker) for index, passage in enumerate(passages)
+            for text, start, end in _timed_sentences(passage.text, passage.start, passage.end)]
+
+
+def _timed_sentences(text: str, start: float, end: float) -> list[tuple[str, float, float]]:
+    """The sentences of a timed text, its time shared out among them by length (as archive.passages does)."""
+    sentences = split_sentences(text)
+    total = sum(len(s) for s in sentences) or 1
+    start, end = float(start), max(float(end), float(start))
+    out, cursor = [], start
+    for sentence in sentences:
+        span = (end - start) * len(sentence) / total
+        out.append((sentence, cursor, cursor + span))
+        cursor += span
     return out
+
+
+def is_host(speaker: str | None, host: str | None) -> bool:
+    """Whether a transcript's speaker label is the host's (labels compared as ingest.guests.identify_host
+    writes them)."""
+    return bool(host and speaker) and clean_name(speaker).rstrip(".") == clean_name(host).rstrip(".")
 
 
 def informativeness(sentence: str, min_words: int = 8) -> float:
@@ -375,73 +269,133 @@ def score_statements(statements: list[Statement], vectors: np.ndarray, centroid:
     return np.where(info > 0, centrality * (0.5 + 0.5 * info), -1.0)
 
 
-def _expand(statements: list[Statement], best: int, max_words: int, min_words: int) -> tuple[str, float, float]:
-    """The best statement, plus the informative ones that follow it in the same passage while they fit in
-    max_words (a question, a short aside or a heading read aloud ends it)."""
+# A sentence opening with one of these leans on the one before ("But the value of teaching is tremendous"): the
+# takeaway then starts with that one, so it reads on its own.
+LEANS_BACK = re.compile(r"^(?:and|but|so|or|also|because|which|then|plus|however|this|that|these|those|it|it's|"
+                        r"it’s|they|there|he|she|as a result|on top of that)\b", re.IGNORECASE)
+
+
+def _expand(statements: list[Statement], best: int, max_words: int, min_words: int,
+            bounds: tuple[int, int]) -> tuple[int, int]:
+    """The chosen sentence as a self-contained statement, (first, last) statement index: the one before it
+    too when it leans on it, then the ones that follow while they fit in max_words; all said by the same
+    speaker in a row, within `bounds` (lo, hi + 1: the other takeaways' sentences are not taken). A question,
+    a short aside or a heading read aloud ends it; it does not end on a filler."""
     chosen = statements[best]
-    parts, end = [chosen.text], chosen.end
+    first = last = best
     words = len(chosen.text.split())
-    for following in statements[best + 1:]:
-        if following.passage != chosen.passage or not informativeness(following.text, min_words):
-            break
-        size = len(following.text.split())
-        if words + size > max_words:
-            break
-        parts.append(following.text)
-        words += size
-        end = following.end
-    return " ".join(parts), chosen.start, end
+
+    def joins(i: int) -> bool:  # a plain statement ("They don't tell you what to do next.") carries the point on
+        size = len(statements[i].text.split()) if bounds[0] <= i < bounds[1] else 0
+        return size >= min_words and statements[i].speaker == chosen.speaker and \
+            not statements[i].text.rstrip().endswith("?") and words + size <= max_words
+
+    if LEANS_BACK.match(chosen.text) and joins(best - 1):
+        first -= 1
+        words += len(statements[first].text.split())
+    while joins(last + 1):
+        last += 1
+        words += len(statements[last].text.split())
+    while last > best and not informativeness(statements[last].text, min_words):
+        last -= 1
+    return first, last
+
+
+def takeaway_count(duration: float, segments: int, options: TakeawayOptions) -> int:
+    """One takeaway per `seconds_per_takeaway` of the episode, at most `max_takeaways`, and at least one per
+    topic segment."""
+    by_length = int(duration // options.seconds_per_takeaway) if duration > 0 else 0
+    return max(segments, min(options.max_takeaways, by_length))
+
+
+def pick_ranges(segments: list[tuple[int, int]], count: int, starts: list[float], ends: list[float],
+                adjacent: np.ndarray) -> list[tuple[int, int]]:
+    """Passage ranges to pick one takeaway each from: the topic segments, the longer ones cut again so that
+    `count` ranges share out the episode by length (D'Hondt: each extra pick goes to the segment with the most
+    time per pick; untimed transcripts count passages), at the gaps inside where the talk changes most
+    (`adjacent[g - 1]`: the similarity of passages g - 1 and g, the lowest first)."""
+    timed = bool(ends) and max(ends) > 0
+    sizes = [(ends[last - 1] - starts[first]) if timed else float(last - first) for first, last in segments]
+    picks = [1] * len(segments)
+    for _ in range(count - len(segments)):
+        room = [size / (n + 1) if n < last - first else -1.0 for size, n, (first, last) in zip(sizes, picks, segments)]
+        best = int(np.argmax(room))
+        if room[best] < 0:
+            break  # a pick per passage already
+        picks[best] += 1
+    ranges = []
+    for (first, last), n in zip(segments, picks):
+        cuts = sorted(range(first + 1, last), key=lambda gap: (adjacent[gap - 1], gap))[:n - 1]
+        edges = [first, *sorted(cuts), last]
+        ranges.extend(zip(edges, edges[1:]))
+    return ranges
+
+
+def _candidates(statements: list[Statement], allowed: list[int], passages: range, vectors: np.ndarray,
+                centroid: np.ndarray, options: TakeawayOptions) -> list[int]:
+    """The statements worth embedding for a pick: of the `allowed` ones said in its `passages`, those in the
+    `passages_per_pick` passages closest to its centroid (passage vectors are already there), and of those the
+    `sentences_per_pick` most informative. In document order."""
+    spoken = {statements[i].passage for i in allowed if statements[i].passage in passages}
+    central = set(sorted(spoken, key=lambda p: (-float(vectors[p] @ centroid), p))[:options.passages_per_pick])
+    inside = [i for i in allowed if statements[i].passage in central]
+    if options.sentences_per_pick:
+        ranked = sorted(inside, key=lambda i: (-informativeness(statements[i].text, options.min_words), i))
+        keep = set(ranked[:options.sentences_per_pick])
+        inside = [i for i in inside if i in keep]
+    return inside
 
 
 def offline_takeaways(passages: list[Passage], vectors: np.ndarray, embedder, host: str | None = None,
-                      options: TakeawayOptions | None = None) -> list[Takeaway]:
-    """One takeaway per topic segment: its guest's most central, informative statement (see module doc),
-    titled by its key phrases."""
+                      options: TakeawayOptions | None = None,
+                      segments: list[Segment] | None = None) -> list[Takeaway]:
+    """Takeaways from the guest's own words: the episode's topic segments, the longer ones cut again where the
+    talk changes most so that there is about one per `seconds_per_takeaway` (see `takeaway_count` and
+    `pick_ranges`); in each such range, the most central, informative sentence (`score_statements`) of the
+    few candidates `_candidates` gives, made self-contained (`_expand`; takeaways never share a sentence) and
+    titled by its key phrases. The host's sentences are never chosen (`segments`, the transcript the passages
+    were made of, tells each sentence's speaker; without them a passage's speaker stands for all its
+    sentences). A takeaway starts when its first sentence does."""
     options = options or TakeawayOptions()
     if not passages:
         return []
-    vectors = np.asarray(vectors)
-    segments = topic_segments(vectors, [p.start for p in passages], [p.end for p in passages], options.topics)
-    per_segment = []
-    for first, last in segments:
-        statements = _statements(passages, range(first, last), host)
-        if host is not None and not any(informativeness(s.text, options.min_words) for s in statements):
-            statements = _statements(passages, range(first, last), None)  # the host did all the talking
-        per_segment.append(statements)
-    all_statements = [s for group in per_segment for s in group]
-    if not all_statements:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    starts, ends = [p.start for p in passages], [p.end for p in passages]
+    topic_ranges = topic_segments(vectors, starts, ends, options.topics)
+    timed = max(ends) > 0
+    count = takeaway_count(ends[-1] - starts[0] if timed else 0.0, len(topic_ranges), options)
+    adjacent = gap_similarities(vectors.astype(np.float64), 1)
+    statements = _sentences(passages, segments)
+    candidates = [i for i, s in enumerate(statements)
+                  if not is_host(s.speaker, host) and informativeness(s.text, options.min_words)]
+    plans = []  # (centroid, candidate statement indices) per pick
+    for first, last in pick_ranges(topic_ranges, count, starts, ends, adjacent):
+        centroid = vectors[first:last].mean(axis=0)
+        plans.append((centroid, _candidates(statements, candidates, range(first, last), vectors, centroid, options)))
+    wanted = sorted({i for _, chosen in plans for i in chosen})
+    if not wanted:
         return []
-    statement_vectors = _embed_informative(all_statements, embedder, options.min_words)
-    chosen: list[tuple[int, str, float, float]] = []  # passage index, text, start, end
-    offset = 0
-    for (first, last), statements in zip(segments, per_segment):
-        block = statement_vectors[offset:offset + len(statements)]
-        offset += len(statements)
-        if not statements:
-            continue
-        scores = score_statements(statements, block, vectors[first:last].mean(axis=0), options.min_words)
-        best = int(np.argmax(scores))
-        if scores[best] >= 0:
-            chosen.append((statements[best].passage, *_expand(statements, best, options.max_words, options.min_words)))
-    titles = _titles([text for _, text, _, _ in chosen], passages, vectors, embedder)
-    timed = max(p.end for p in passages) > 0
+    embedded = np.asarray(embedder.embed([statements[i].text for i in wanted]), dtype=np.float32)
+    row = {i: n for n, i in enumerate(wanted)}
+    bests = []
+    for centroid, indices in plans:
+        if indices:  # else only the host speaks here
+            scores = score_statements([statements[i] for i in indices], embedded[[row[i] for i in indices]],
+                                      centroid, options.min_words)
+            bests.append(indices[int(np.argmax(scores))])
+    chosen: list[tuple[str, float, float]] = []  # text, start, end
+    taken = -1  # the last sentence of the takeaway before
+    for n, best in enumerate(bests):
+        following = bests[n + 1] if n + 1 < len(bests) else len(statements)
+        first, taken = _expand(statements, best, options.max_words, options.min_words, (taken + 1, following))
+        said = statements[first:taken + 1]
+        chosen.append((" ".join(s.text for s in said), said[0].start, said[-1].end))
+    titles = _titles([text for text, _, _ in chosen], passages, vectors, embedder)
     return [
         Takeaway(title=phrase_title(words) or short_title(text), text=text, start=round(start, 3) if timed else None,
                  end=round(end, 3) if timed else None, source="generated")
-        for (_, text, start, end), words in zip(chosen, titles)
+        for (text, start, end), words in zip(chosen, titles)
     ]
-
-
-def _embed_informative(statements: list[Statement], embedder, min_words: int) -> np.ndarray:
-    """Vectors of the statements that can be chosen; zeros for the rest, which score_statements rules out
-    whatever their vector (a third to a half of a transcript's sentences: short asides, questions)."""
-    informative = [i for i, s in enumerate(statements) if informativeness(s.text, min_words)]
-    if not informative:
-        return np.zeros((len(statements), 1), dtype=np.float32)
-    embedded = np.asarray(embedder.embed([statements[i].text for i in informative]), dtype=np.float32)
-    vectors = np.zeros((len(statements), embedded.shape[1]), dtype=np.float32)
-    vectors[informative] = embedded
-    return vectors
 
 
 def _titles(texts: list[str], passages: list[Passage], vectors: np.ndarray, embedder) -> list[list[str]]:
@@ -548,11 +502,13 @@ def llm_takeaways(passages: list[Passage], options: LLMOptions, client=None) -> 
 
 
 def generate_takeaways(passages: list[Passage], vectors: np.ndarray, embedder, host: str | None = None,
-                       options: TakeawayOptions | None = None, client=None) -> list[Takeaway]:
+                       options: TakeawayOptions | None = None, client=None,
+                       segments: list[Segment] | None = None) -> list[Takeaway]:
     """Takeaways for an episode whose notes have none: from the LLM endpoint if configured, else offline.
 
     `host` is the transcript's speaker label for the host (see ingest.guests.identify_host): the host's
-    passages are not mined for statements.
+    sentences are not chosen; `segments`, the transcript the passages were made of, tells who said each
+    sentence and when (see `offline_takeaways`).
     """
     options = options or TakeawayOptions()
     if options.llm is not None and passages:
@@ -561,7 +517,7 @@ def generate_takeaways(passages: list[Passage], vectors: np.ndarray, embedder, h
             return place_takeaways(items, passages, vectors, embedder, source="generated")
         except _LLMFailure as exc:
             log.warning("LLM takeaways failed (%s); using the offline method", exc)
-    return offline_takeaways(passages, vectors, embedder, host, options)
+    return offline_takeaways(passages, vectors, embedder, host, options, segments)
 
 
 def save_takeaways(db: sqlite_utils.Database, episode_id: int, takeaways: list[Takeaway]) -> None:

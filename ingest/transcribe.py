@@ -60,6 +60,7 @@ class TranscriptionOptions:
     cpu_threads: int = 0  # 0: CTranslate2's default
     initial_prompt: str | None = None  # text Whisper reads as the transcript so far: the episode's names (vocabulary.py)
     hotwords: str | None = None  # faster-whisper's hint phrases (against the prompt: bench/names.py, README)
+    diarize: bool = True  # speaker turns ("Speaker 1", ...) on the lines (ingest/diarize.py); not in the stage hash
 
     def resolved(self) -> "TranscriptionOptions":
         """The options as actually run: the compute type filled in."""
@@ -121,11 +122,15 @@ def _load(model: str, options: TranscriptionOptions):
 
 def transcribe_file(path: str | Path, options: TranscriptionOptions | None = None, model=None,
                     progress: Progress | None = None,
-                    content_hash: str | None = None) -> tuple[list[Segment], TranscriptSource]:
+                    content_hash: str | None = None,
+                    speaker_encoder=None) -> tuple[list[Segment], TranscriptSource]:
     """Transcribe an audio file. Progress is reported as (audio seconds done, audio duration). `content_hash`:
     the file's sha256 where the caller has it (the download computed it), so the file is not read twice.
+    With `options.diarize`, the lines get speakers from the same decoded samples (ingest/diarize.py;
+    `speaker_encoder`: a SpeakerEncoder, None: resemblyzer's).
 
-    Raises AudioError for files that are not (whole) audio, TranscriptionError when Whisper fails.
+    Raises AudioError for files that are not (whole) audio, TranscriptionError when Whisper fails,
+    ModelLoadError when a model cannot load.
     """
     options = (options or TranscriptionOptions()).resolved()
     model = model if model is not None else load_whisper(options)
@@ -152,6 +157,11 @@ def transcribe_file(path: str | Path, options: TranscriptionOptions | None = Non
         raise
     except Exception as exc:  # noqa: BLE001 - any failure inside CTranslate2 is a failed transcription
         raise TranscriptionError(f"Whisper failed on {path}: {type(exc).__name__}: {exc}") from exc
+    if options.diarize:
+        from .diarize import ResemblyzerEncoder, diarize
+
+        encoder = speaker_encoder or ResemblyzerEncoder("cuda" if options.device == "cuda" else "cpu")
+        segments = diarize(samples, segments, encoder)
     source = TranscriptSource(
         source="whisper",
         format="whisper",
@@ -297,7 +307,8 @@ class Transcriber(Protocol):
     other options make the episodes transcribe again) and reads its `initial_prompt`. `transcribe` promises:
     - the model loads on the first call, never before (a run that transcribes nothing loads nothing), and a
       model that cannot load raises ModelLoadError;
-    - segments in time order, inside the audio, text trimmed and none empty;
+    - segments in time order, inside the audio, text trimmed and none empty; with `options.diarize`, each with
+      its speaker ("Speaker 1", ... in order of first appearance: ingest/diarize.py), found on the same samples;
     - a TranscriptSource that reports the options the text was made with (`prompt` included), the model, the
       language and the sha256 of the file;
     - `progress(seconds done, duration)` as the work goes on, when given;
@@ -318,10 +329,11 @@ class WhisperTranscriber:
     """The Transcriber of faster-whisper; the model loads on first use, once per process for the same options
     (`load_whisper`)."""
 
-    def __init__(self, options: TranscriptionOptions | None = None):
+    def __init__(self, options: TranscriptionOptions | None = None, speaker_encoder=None):
         self.options = options or TranscriptionOptions()
+        self.speaker_encoder = speaker_encoder  # None: resemblyzer's (ingest/diarize.py), loaded on first use
 
     def transcribe(self, path, progress=None, prompt=None, content_hash=None):
         options = replace(self.options, initial_prompt=prompt) if prompt else self.options
         return transcribe_file(path, options, model=load_whisper(self.options), progress=progress,
-                               content_hash=content_hash)
+                               content_hash=content_hash, speaker_encoder=self.speaker_encoder)

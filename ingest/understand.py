@@ -34,13 +34,17 @@ from .chapters import fetch_chapters, fill_ends, generate_chapters, save_chapter
 from .guests import episode_hosts, feed_people_rows, find_guests, identify_host, save_guests
 from .http import FetchRules, feed_policy
 from .stages import EpisodeRun
-from .takeaways import LLMOptions, TakeawayOptions, generate_takeaways, place_takeaways, save_takeaways, \
-    takeaways_from_notes
+from .notes_chapters import GAP_TO_FILL, fill_gaps, section_chapters, timestamped_chapters
+from .notes_sections import takeaways_from_notes
+from .takeaways import LLMOptions, TakeawayOptions, generate_takeaways, place_takeaways, save_takeaways
 
 log = logging.getLogger(__name__)
 
 CHAPTERS, CHAPTERS_FETCH, TAKEAWAYS, GUESTS = "chapters", "chapters_fetch", "takeaways", "guests"
 UNDERSTANDING = (CHAPTERS, TAKEAWAYS, GUESTS)
+# How chapters are made, in their stage's input: a new method makes every episode's chapters again once
+CHAPTER_METHOD = "notes-first, paced boundaries, noun-phrase titles"
+TAKEAWAY_METHOD = "sentence starts, guest statements per 45 s"
 
 
 @dataclass
@@ -72,7 +76,8 @@ def understand(run: EpisodeRun, options: UnderstandOptions, passages_ready: bool
 def _chapters_stage(run: EpisodeRun, options: UnderstandOptions, transcript_key) -> None:
     episode = run.episode
     url = episode["chapters_url"]
-    digest = run.digest(CHAPTERS, transcript_key, url, episode["duration"], run.embedder.name)
+    digest = run.digest(CHAPTERS, transcript_key, url, episode["duration"], run.embedder.name, _notes(episode),
+                        CHAPTER_METHOD)
     if not run.needed(CHAPTERS, digest):
         return
     with run.stage(CHAPTERS, digest):
@@ -86,11 +91,25 @@ def _chapters_stage(run: EpisodeRun, options: UnderstandOptions, transcript_key)
                 run.summary.errors[CHAPTERS_FETCH] = stages.describe(exc)
                 log.warning("episode %s: chapters file unusable, generating chapters: %s", run.episode_id, exc)
         if chapters is None:
-            passages = rows_to_passages(run.passage_rows())
-            chapters = generate_chapters(passages, run.vectors, episode["duration"], embedder=run.embedder)
+            chapters = _chapters_from_transcript(run)
         save_chapters(run.db, run.episode_id, chapters)
         run.summary.chapters = len(chapters)
         run.summary.chapters_source = chapters[0].source if chapters else None
+
+
+def _chapters_from_transcript(run: EpisodeRun) -> list:
+    """The notes' own chapters (their timestamped lines, else their sections placed in the audio), with generated
+    chapters filling only what they leave out; generated chapters alone when the notes have neither."""
+    episode, duration = run.episode, run.episode["duration"]
+    passages = rows_to_passages(run.passage_rows())
+    from_notes = timestamped_chapters(_notes(episode), duration)
+    if not from_notes and passages and (items := takeaways_from_notes(_notes(episode))):
+        placed = place_takeaways(items, passages, run.vectors, run.embedder, segments=run.segments)
+        from_notes = section_chapters(placed, duration)
+    if from_notes and from_notes[0].start < GAP_TO_FILL:
+        return fill_gaps(from_notes, [], duration)  # nothing long enough for a generated chapter to fill
+    generated = generate_chapters(passages, run.vectors, duration, embedder=run.embedder)
+    return fill_gaps(from_notes, generated, duration)
 
 
 def _fetch_feed_chapters(run: EpisodeRun, rules: FetchRules, url: str):
@@ -108,7 +127,7 @@ def _notes(episode: dict) -> str:
 def _takeaways_stage(run: EpisodeRun, options: UnderstandOptions, transcript_key, host_label) -> None:
     episode = run.episode
     llm = options.takeaways.llm
-    digest = run.digest(TAKEAWAYS, transcript_key, _notes(episode), run.embedder.name, host_label,
+    digest = run.digest(TAKEAWAYS, transcript_key, _notes(episode), run.embedder.name, host_label, TAKEAWAY_METHOD,
                         [llm.url, llm.model] if llm else None)
     if not run.needed(TAKEAWAYS, digest):
         return
@@ -117,10 +136,11 @@ def _takeaways_stage(run: EpisodeRun, options: UnderstandOptions, transcript_key
         items = takeaways_from_notes(_notes(episode))
         if items:
             vectors = run.vectors if passages else np.zeros((0, 1), dtype=np.float32)
-            takeaways = place_takeaways(items, passages, vectors, run.embedder, source="notes")
+            takeaways = place_takeaways(items, passages, vectors, run.embedder, source="notes",
+                                        segments=run.segments)
         elif passages:
             takeaways = generate_takeaways(passages, run.vectors, run.embedder, host=host_label,
-                                           options=options.takeaways)
+                                           options=options.takeaways, segments=run.segments)
         else:
             takeaways = []
         save_takeaways(run.db, run.episode_id, takeaways)

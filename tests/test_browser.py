@@ -1,7 +1,10 @@
 """The site in a real browser: Playwright driving Debian's headless chromium against a live server.
 
 The archive holds Datacast episode 70 (11 minutes of real audio) with its audio stored (served by the site,
-seekable) and its enclosure on a second local server, indexed for search with the fake embedder.
+seekable) and its enclosure on a second local server, indexed for search with the fake embedder. Its transcript
+is the read text timed by length (tests/web_fixtures.py `datacast_archive`); here each line also gets word
+timings spread over it the same way (the fixture has none; Whisper's would come from the audio), so the page's
+word highlight has something to follow, and three takeaways at known moments.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from archive.db import open_db
+from archive.records import Word
+from archive.transcript_store import encode_words
 from conftest import serve_directory
 from fakes import FakeEmbedder
 from web_fixtures import DATACAST, ArchiveBuilder, datacast_archive, heading_chapters, make_app
@@ -55,12 +60,37 @@ def site(tmp_path_factory):
     with db.conn:  # the feed's chapters, in place of the ones the index stage generated
         db.execute("DELETE FROM chapters WHERE episode_id = ?", [archive["episode"]])
         ArchiveBuilder(db).chapters(archive["episode"], heading_chapters(archive["lines"]))
+        # artwork on another host: shown only if the site's CSP allows it (then hidden by player.js if it fails)
+        db.execute("UPDATE episodes SET image = 'https://img.invalid/ep70.jpg' WHERE id = ?", [archive["episode"]])
+        db.execute("DELETE FROM takeaways WHERE episode_id = ?", [archive["episode"]])
+        ArchiveBuilder(db).takeaways(archive["episode"], [
+            {"title": f"Takeaway at {line.start:.0f} s", "text": f"{line.text}\n\nA second paragraph.",
+             "start": line.start} for line in (line_near(archive["lines"], t) for t in (150, 400, 620))])
+        for idx, line in enumerate(archive["lines"]):
+            db.execute("UPDATE segments SET words = ? WHERE idx = ? AND transcript_id = (SELECT id FROM "
+                       "transcripts WHERE episode_id = ?)", [encode_words(spread_words(line)), idx, archive["episode"]])
     db.conn.close()
     base, server = start_server(make_app(path, TESTING=False))
     yield base, archive
     server.shutdown()
     media_server.shutdown()
     media_server.server_close()
+
+
+def line_near(lines, seconds: float):
+    return min(lines, key=lambda line: abs(line.start - seconds))
+
+
+def spread_words(line) -> list[Word]:
+    """The line's words timed in proportion to their length (as its own time was)."""
+    words, total, offset = line.text.split(), len(line.text), 0
+    timed = []
+    for word in words:
+        start = line.start + (line.end - line.start) * offset / total
+        offset += len(word) + 1
+        end = line.start + (line.end - line.start) * min(offset, total) / total
+        timed.append(Word(word, round(start, 3), round(end, 3)))
+    return timed
 
 
 @pytest.fixture
@@ -74,6 +104,7 @@ def page(browser):
 
 
 AUDIO = "document.getElementById('player-audio')"
+SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 
 
 def wait_for_time(page, seconds: float, tolerance: float = 1.0):
@@ -82,8 +113,11 @@ def wait_for_time(page, seconds: float, tolerance: float = 1.0):
     )
 
 
-def test_search_then_open_a_hit_plays_from_its_moment(page, site):
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_search_then_open_a_hit_plays_from_its_moment(browser, site, size):
     base, archive = site
+    context = browser.new_context(viewport=SIZES[size], is_mobile=size == "phone", bypass_csp=True)
+    page = context.new_page()
     page.goto(base + "/")
     page.fill("#home-q", "data labeling challenges")
     page.press("#home-q", "Enter")
@@ -94,26 +128,45 @@ def test_search_then_open_a_hit_plays_from_its_moment(page, site):
     hit.click()
     page.wait_for_url(f"**/episodes/{archive['episode']}?t={start}#t{start}")
     wait_for_time(page, start)
-    current = page.locator("#transcript .line.is-current")
-    assert current.count() == 1 and float(current.get_attribute("data-start")) <= start + 1
+    page.evaluate(f"{AUDIO}.pause()")
+    current = page.locator("#transcript .s.is-current")
+    now = page.evaluate(f"{AUDIO}.currentTime")
+    assert current.count() == 1 and float(current.get_attribute("data-start")) <= now + 0.05
+    # the hit's #t anchor is on its sentence (spoken at that second), and that sentence is on screen
+    anchored = page.evaluate(f"[document.getElementById('t{start}').closest('.s').dataset.start, "
+                             f"document.getElementById('t{start}').closest('.s').dataset.end]")
+    assert float(anchored[0]) < start + 1 and float(anchored[1]) >= start
+    assert in_view(page, f"[id='t{start}']")
+    context.close()
 
 
 def test_clicking_a_transcript_line_moves_playback_there(page, site):
     base, archive = site
     page.goto(f"{base}/episodes/{archive['episode']}")
     page.wait_for_function(f"{AUDIO}.readyState >= 1")
-    line = page.locator("#transcript .line").nth(40)
-    start = float(line.get_attribute("data-start"))
-    line.locator("a.timecode").click()
+    paragraph = page.locator("#transcript .para").nth(8)
+    link = paragraph.locator("a.timecode")
+    start = float(link.get_attribute("data-t"))
+    link.click()
     wait_for_time(page, start)
     page.wait_for_function(f"!{AUDIO}.paused && {AUDIO}.currentTime > {start} + 0.3", timeout=15000)
-    assert "is-current" in line.get_attribute("class") and line.get_attribute("aria-current") == "time"
+    sentence = paragraph.locator(".s").first
+    assert "is-current" in sentence.get_attribute("class") and sentence.get_attribute("aria-current") == "time"
+    assert "is-current" in paragraph.get_attribute("class")
     assert page.url.endswith(f"?t={int(start)}#t{int(start)}")
-    # the highlight follows the audio into the next line
-    following = page.locator("#transcript .line").nth(41)
+    # the current word follows the audio (the words' own times, data-start on each)
+    word = page.evaluate(
+        f"[parseFloat(document.querySelector('#transcript .w.is-current').dataset.start), {AUDIO}.currentTime]")
+    assert word[0] <= word[1] + 0.05
+    # the highlight follows the audio into the next sentence
+    following = page.locator("#transcript .s").nth(page.evaluate(
+        "Array.from(document.querySelectorAll('#transcript .s'))"
+        ".indexOf(document.querySelector('#transcript .s.is-current'))") + 1)
     page.evaluate(f"{AUDIO}.currentTime = {float(following.get_attribute('data-start')) + 0.2}")
-    page.wait_for_function("document.querySelectorAll('#transcript .line')[41].classList.contains('is-current')")
-    assert "is-current" not in line.get_attribute("class")
+    page.wait_for_function("document.querySelectorAll('#transcript .s.is-current').length === 1 && "
+                           "document.querySelector('#transcript .s.is-current').dataset.start === "
+                           f"{following.get_attribute('data-start')!r}")
+    assert "is-current" not in sentence.get_attribute("class")
 
 
 def test_chapter_and_share_this_moment(page, site):
@@ -138,9 +191,10 @@ def test_a_link_with_t_opens_the_page_at_that_moment(page, site):
     wait_for_time(page, 300)
     page.evaluate(f"{AUDIO}.pause()")
     page.wait_for_timeout(300)
-    now, highlighted = page.evaluate(
-        f"[{AUDIO}.currentTime, parseFloat(document.querySelector('#transcript .line.is-current').dataset.start)]")
-    assert highlighted == max(line.start for line in archive["lines"] if line.start <= now + 0.05)
+    now, highlighted, starts = page.evaluate(
+        f"[{AUDIO}.currentTime, parseFloat(document.querySelector('#transcript .s.is-current').dataset.start), "
+        "Array.from(document.querySelectorAll('#transcript .s')).map(s => parseFloat(s.dataset.start))]")
+    assert highlighted == max(start for start in starts if start <= now + 0.05)
 
 
 def test_enclosure_from_another_server_plays(page, site):
@@ -168,4 +222,85 @@ def test_phone_layout_has_no_sideways_scroll_and_keyboard_reaches_the_skip_link(
     assert page.evaluate("document.activeElement.getAttribute('href')") == "#main"
     assert page.locator(".skip-link").is_visible()
     assert not problems, problems
+    context.close()
+
+
+def in_view(page, selector: str) -> bool:
+    """The element is inside the window, below the sticky player bar, and inside its scroll box's visible part."""
+    return page.evaluate("""(selector) => {
+        const el = document.querySelector(selector), r = el.getBoundingClientRect();
+        const bar = document.getElementById('episode-bar');
+        const top = bar ? Math.max(0, bar.getBoundingClientRect().bottom) : 0;
+        const pane = el.closest('#transcript'), p = pane ? pane.getBoundingClientRect() : {top: -1e9, bottom: 1e9};
+        return r.top >= Math.max(top, p.top) - 1 && r.top + 16 <= Math.min(window.innerHeight, p.bottom) + 1;
+    }""", selector)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_takeaway_plays_its_moment_and_brings_its_paragraph_into_view_without_a_long_jump(browser, site, size):
+    base, archive = site
+    context = browser.new_context(viewport=SIZES[size], is_mobile=size == "phone", bypass_csp=True)
+    page = context.new_page()
+    page.goto(f"{base}/episodes/{archive['episode']}")
+    page.wait_for_function(f"{AUDIO}.readyState >= 1")
+    page.locator("#takeaways").scroll_into_view_if_needed()
+    for index in (1, 2):  # the second and third takeaways: well into the transcript
+        link = page.locator(".takeaway a.timecode").nth(index)
+        start = float(link.get_attribute("data-t"))
+        before = page.evaluate("window.scrollY")
+        link.click()
+        wait_for_time(page, start)
+        page.evaluate(f"{AUDIO}.pause()")
+        page.wait_for_timeout(1200)  # the smooth scroll settles
+        after, height, now = page.evaluate(f"[window.scrollY, window.innerHeight, {AUDIO}.currentTime]")
+        assert abs(after - before) <= height, f"the page jumped {after - before} px"
+        assert in_view(page, "#transcript .s.is-current")
+        current = float(page.locator("#transcript .s.is-current").get_attribute("data-start"))
+        assert current <= now + 0.05 and now - current < 30
+        page.locator("#takeaways").scroll_into_view_if_needed()
+    # a takeaway shows its first sentence; the rest opens on request, its paragraphs kept
+    first = page.locator(".takeaway").first
+    assert first.locator(".takeaway__lead").is_visible() and not first.locator("details p").first.is_visible()
+    first.locator("summary").click()
+    assert first.locator("details p").last.inner_text() == "A second paragraph."
+    context.close()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_without_javascript_a_hit_link_lands_on_its_sentence(browser, site, size):
+    base, archive = site
+    context = browser.new_context(viewport=SIZES[size], java_script_enabled=False)
+    page = context.new_page()
+    line = line_near(archive["lines"], 500)
+    second = int(line.start) + 1  # a second inside a sentence, not only at its start
+    page.goto(f"{base}/episodes/{archive['episode']}?t={second}#t{second}")
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.scrollY") > 0, "the page opened at its moment, not at the top"
+    assert in_view(page, f"[id='t{second}']")
+    sentence = page.evaluate(f"[document.getElementById('t{second}').closest('.s').dataset.start, "
+                             f"document.getElementById('t{second}').closest('.s').dataset.end]")
+    assert float(sentence[0]) <= second + 1 and float(sentence[1]) >= second
+    context.close()
+
+
+def test_phone_player_has_skip_buttons_speed_and_a_usable_seek_bar(browser, site):
+    base, archive = site
+    context = browser.new_context(viewport=SIZES["phone"], is_mobile=True)  # under the site's real CSP
+    page = context.new_page()
+    page.goto(f"{base}/episodes/{archive['episode']}")
+    page.wait_for_function("document.getElementById('player-audio').readyState >= 1")
+    audio = page.locator("#player-audio").bounding_box()
+    share = page.locator("#share-button").bounding_box()
+    assert audio["width"] >= 300, "the seek bar has the row to itself"
+    assert share["y"] >= audio["y"] + audio["height"] - 1, "Share wraps below the audio"
+    page.click("button[data-skip='15']")
+    page.wait_for_function("document.getElementById('player-audio').currentTime >= 14.9")
+    page.click("button[data-skip='-15']")
+    page.wait_for_function("document.getElementById('player-audio').currentTime <= 0.1")
+    page.select_option("#player-speed", "1.5")
+    assert page.evaluate("document.getElementById('player-audio').playbackRate") == 1.5
+    page.wait_for_function("(img => !img || img.hidden || img.naturalWidth > 0)(document.querySelector('.episode__art'))")
+    bar = page.locator("#episode-bar").bounding_box()
+    page.evaluate("window.scrollTo(0, 3000)")
+    assert page.locator("#episode-bar").bounding_box()["y"] == 0 and bar["height"] < 844 / 4, "the bar stays, small"
     context.close()

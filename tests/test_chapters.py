@@ -7,7 +7,9 @@ from conftest import SHARED
 from archive.errors import ChaptersError
 from archive.records import Chapter, Passage
 from fakes import FakeEmbedder
-from ingest.chapters import fetch_chapters, fill_ends, generate_chapters, parse_chapters_json, save_chapters
+from ingest.chapter_titles import NounPhraseTitler, noun_phrase_title, rank_phrases
+from ingest.chapters import (WORD_RUNS, ChapterOptions, chapter_segments, fetch_chapters, fill_ends,
+                             generate_chapters, paced_boundaries, parse_chapters_json, save_chapters)
 from ingest.http import make_client
 from ingest.topics import TopicOptions, default_min_seconds, keyphrases, phrase_title, topic_boundaries
 
@@ -107,10 +109,12 @@ def test_keyphrases_are_distinctive_and_clean():
             assert phrase.split()[0].lower() not in {"the", "and", "our", "each", "of"}
 
 
-def test_generate_chapters():
+@pytest.mark.parametrize("options", [ChapterOptions(titles=WORD_RUNS), ChapterOptions(boundaries="topics",
+                                                                                    titles=WORD_RUNS)])
+def test_generate_chapters(options):
     passages = topic_passages()
     vectors = FakeEmbedder().embed([p.text for p in passages])
-    chapters = generate_chapters(passages, vectors, duration=1000)
+    chapters = generate_chapters(passages, vectors, duration=1000, options=options)
     assert [c.start for c in chapters] == [0, 320, 640]
     assert [c.end for c in chapters] == [320, 640, 1000]
     assert all(c.source == "generated" for c in chapters)
@@ -151,3 +155,114 @@ def test_a_sentence_opening_capital_is_not_a_name():
     phrases = keyphrases([[text]], top=10)[0]
     assert "testing" in phrases and "Amazon" in phrases and "Kubernetes" in phrases
     assert not {"honestly", "throughout", "pushed", "Testing", "amazon"} & set(phrases)
+
+
+# ---- paced boundaries ------------------------------------------------------------------------------------------
+
+def test_paced_boundaries_find_the_shifts_and_skip_shallow_valleys():
+    passages = topic_passages()  # 960 s: the pace asks for 5 chapters, the transcript has 3 topics
+    vectors = FakeEmbedder().embed([p.text for p in passages])
+    assert paced_boundaries(vectors, passages) == [0, 8, 16]
+    # without the depth floor the pace fills its count, no chapter under 90 s
+    bounds = paced_boundaries(vectors, passages, ChapterOptions(min_depth=0.0))
+    assert len(bounds) == 5 and {8, 16} <= set(bounds)
+    assert min(passages[b].start - passages[a].start for a, b in zip(bounds, bounds[1:])) >= 90
+
+
+def test_paced_boundaries_count_follows_the_length():
+    passages = topic_passages()
+    vectors = FakeEmbedder().embed([p.text for p in passages])
+    assert paced_boundaries(vectors, passages, ChapterOptions(seconds_per_chapter=480)) == [0, 8]  # the deepest
+    dense = paced_boundaries(vectors, passages, ChapterOptions(seconds_per_chapter=60))
+    assert len(dense) > 3 and {8, 16} <= set(dense)
+    assert min(passages[b].start - passages[a].start for a, b in zip(dense, dense[1:])) >= 30
+    assert paced_boundaries(vectors[:1], passages[:1]) == [0] and paced_boundaries(vectors[:0], []) == []
+
+
+def gradual_shift(speakers: bool) -> tuple[list[Passage], np.ndarray]:
+    """Twelve 30 s passages, topic a then b, passage 5 half of each: the gaps before and after it are as deep."""
+    a, b, mixed = [1.0, 0.0], [0.0, 1.0], [0.5 ** 0.5, 0.5 ** 0.5]
+    vectors = np.array([a] * 5 + [mixed] + [b] * 6, dtype=np.float32)
+    passages = [Passage(i * 30.0, i * 30.0 + 30, "So what came next?" if i == 6 else "Some talk.",
+                        ("host" if i == 6 else "guest") if speakers else None) for i in range(12)]
+    return passages, vectors
+
+
+def test_a_new_speakers_question_opens_the_chapter():
+    options = ChapterOptions(window=1)
+    assert paced_boundaries(*reversed(gradual_shift(speakers=False)), options) == [0, 5]  # a tie: the earlier gap
+    assert paced_boundaries(*reversed(gradual_shift(speakers=True)), options) == [0, 6]  # the host's question
+    no_bonus = ChapterOptions(window=1, turn_bonus=0.0, question_bonus=0.0)
+    assert paced_boundaries(*reversed(gradual_shift(speakers=True)), no_bonus) == [0, 5]
+
+
+def test_unknown_methods_are_refused():
+    passages = topic_passages()
+    vectors = FakeEmbedder().embed([p.text for p in passages])
+    with pytest.raises(ChaptersError, match="boundaries"):
+        chapter_segments(passages, vectors, ChapterOptions(boundaries="random"))
+    with pytest.raises(ChaptersError, match="titles"):
+        generate_chapters(passages, vectors, options=ChapterOptions(titles="llm"))
+
+
+# ---- noun-phrase titles -----------------------------------------------------------------------------------------
+
+def test_rank_phrases_prefers_what_sets_a_segment_apart():
+    labeling = [("data labeling", "data labeling"), ("data", "data"), ("annotator", "annotators")]
+    books = [("book chapter", "book chapter"), ("data", "data"), ("annotator", "annotator")]
+    per_segment = [[labeling, labeling], [books, books, books]]
+    ranked = rank_phrases(per_segment, words=[100, 100])
+    assert ranked[0][0] == "data labeling" and ranked[1][0] == "book chapter"
+    assert "data" not in ranked[0]  # shares a word with the phrase taken first
+    assert ranked[1] == ["book chapter", "annotator", "data"]  # "data" is in every passage: worth least
+    assert rank_phrases([[[]]], words=[0]) == [[]]
+
+
+@pytest.mark.parametrize("phrases, title", [
+    (["federated learning", "distributed computing"], "Federated learning and distributed computing"),
+    (["teaching", "community"], "Teaching and community"),  # noun phrases both: no check on the second
+    (["iPhone apps", "ML"], "iPhone apps and ML"),
+    (["a rather long phrase about data labeling", "another long phrase here"],
+     "A rather long phrase about data labeling"),
+    (["book"], "Book"),
+    ([], ""),
+])
+def test_noun_phrase_title(phrases, title):
+    assert noun_phrase_title(phrases) == title
+
+
+def test_titles_fall_back_to_word_runs_without_spacy(caplog):
+    passages = topic_passages()
+    vectors = FakeEmbedder().embed([p.text for p in passages])
+    missing = NounPhraseTitler("no_such_spacy_pipeline")
+    with caplog.at_level("WARNING"):
+        chapters = generate_chapters(passages, vectors, duration=1000, titler=missing)
+        again = generate_chapters(passages, vectors, duration=1000, titler=missing)
+    assert not missing.available and missing.titles([["text"]]) is None
+    word_runs = generate_chapters(passages, vectors, duration=1000, options=ChapterOptions(titles=WORD_RUNS))
+    assert [c.title for c in chapters] == [c.title for c in again] == [c.title for c in word_runs]
+    assert sum("no_such_spacy_pipeline" in r.getMessage() for r in caplog.records) == 1  # warned once
+
+
+@pytest.mark.slow
+def test_noun_phrase_titles_with_spacy():
+    titler = NounPhraseTitler()
+    phrases = titler.phrases([[TOPICS[0]] * 3, [TOPICS[1]] * 3, [TOPICS[2]] * 3])
+    assert titler.available
+    assert any("labeling" in p for p in phrases[0])
+    assert any("x-ray" in p or "airport" in p or "scanner" in p for p in phrases[1])
+    assert any("book" in p for p in phrases[2])
+    for group in phrases:
+        for phrase in group:  # trimmed: no article, pronoun or filler opens a phrase
+            assert phrase.split()[0].lower() not in {"the", "our", "each", "every", "a", "my", "whole"}
+    # noun chunks lose their determiners and fillers, -ing forms keep their object, names keep their case
+    text = ("We rebuilt our whole data pipeline last year. Honestly, building data pipelines at Spotify is hard. "
+            "My first real job was at Spotify.")
+    found = titler.phrases([[text] * 2, ["Something else entirely about cooking pasta."] * 2], top=5)[0]
+    assert "data pipeline" in found or "data pipelines" in found
+    assert "Spotify" in found and "spotify" not in found
+    titles = titler.titles([[TOPICS[0]] * 3, [TOPICS[2]] * 3])
+    assert all(t and t[0].isupper() and len(t) <= 60 for t in titles)
+    passages = topic_passages()
+    chapters = generate_chapters(passages, FakeEmbedder().embed([p.text for p in passages]), duration=1000)
+    assert "labeling" in chapters[0].title.lower() and "book" in chapters[2].title.lower()

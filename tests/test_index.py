@@ -13,7 +13,8 @@ from archive.fts_tables import ensure_fts, rebuild_fts
 from archive.records import Segment
 from archive.vectors import ensure_embeddings
 from fakes import FakeEmbedder
-from ingest.index_run import build_index
+from ingest.index_run import build_index, understand_episode
+from ingest.understand import UnderstandOptions
 from search_helpers import add_episode, add_segments, add_show, index_all
 
 
@@ -294,6 +295,22 @@ def test_build_index_understands_every_episode_and_skips_unchanged_work(db):
     again = build_index(db, embedder)
     assert (again.done, again.skipped, again.embeddings_computed) == (0, 3, 0)
     assert embedder.texts == []
+
+
+def test_build_index_embeds_a_short_text_once_however_many_episodes_use_it(db):
+    make_transcribed(db, count=4)  # the same words all through: the same key phrases in every episode
+    embedder = CountingEmbedder()
+    build_index(db, embedder)
+    short = [text for text in embedder.texts if len(text) <= 80]
+    assert short and len(short) == len(set(short))
+    fresh = CountingEmbedder()
+    for episode in transcribed_ids(db):  # episode by episode without the run's memo, phrases come again
+        understand_episode(db, episode, fresh, options=UnderstandOptions(force=True))
+    assert len([t for t in fresh.texts if len(t) <= 80]) > len(set(t for t in fresh.texts if len(t) <= 80))
+
+
+def transcribed_ids(db):
+    return [row["id"] for row in db.query("SELECT episode_id AS id FROM transcripts ORDER BY episode_id")]
 
 
 def test_build_index_goes_on_after_a_failing_episode(db, monkeypatch):

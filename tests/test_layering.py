@@ -24,11 +24,13 @@ from conftest import ROOT
 STAGES: list[tuple[str, list[str]]] = [
     ("feed", ["ingest.sources", "ingest.opml", "ingest.feed_fetch", "ingest.feed_xml", "ingest.feed_values",
               "ingest.podcast_namespace", "ingest.feed_parse", "ingest.feed_store"]),
-    ("transcript", ["ingest.transcript_files", "ingest.audio", "ingest.transcribe", "ingest.vocabulary"]),
+    ("transcript", ["ingest.transcript_files", "ingest.audio", "ingest.transcribe", "ingest.vocabulary",
+                    "ingest.diarize", "ingest.speaker_names"]),
     ("passages", ["ingest.passages"]),
     ("embeddings", ["ingest.passage_vectors"]),
-    ("understanding", ["ingest.understand", "ingest.chapters", "ingest.takeaways", "ingest.guests",
-                       "ingest.topics"]),
+    ("understanding", ["ingest.understand", "ingest.notes_sections", "ingest.notes_chapters", "ingest.chapters",
+                       "ingest.chapter_titles", "ingest.takeaways",
+                       "ingest.guests", "ingest.topics"]),
     ("search indexes", ["ingest.search_index"]),
 ]
 SHARED_MODULES = ["ingest", "ingest.http", "ingest.trust", "ingest.progress", "ingest.stages"]  # import no stage

@@ -1,5 +1,7 @@
 """Search on a small real archive (three DataTalks.Club transcripts, cut short) with the real embedder."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -7,7 +9,7 @@ from archive.db import open_db
 from archive.embeddings import SentenceTransformerEmbedder
 from archive.errors import SearchError
 from archive.records import Segment
-from archive.search import SearchTuning, fuse, Hit, search, search_many
+from archive.search import DEFAULT_TUNING, SearchTuning, fuse, Hit, search, search_many
 from fakes import FakeEmbedder
 from search_helpers import add_episode, add_person, add_segments, add_show, dtc_segments, index_all
 
@@ -127,7 +129,8 @@ def test_empty_query_gives_nothing(archive, embedder):
 
 def test_search_many_runs_each_query(archive, embedder):
     batches = search_many(archive, ["pizza dough", "", "ETL ELT"], mode="hybrid", embedder=embedder, limit=2)
-    assert [len(b) for b in batches] == [2, 0, 2]
+    # "pizza dough" is said in one passage: the relevance floor drops the unrelated second one (issue 14)
+    assert [len(b) for b in batches] == [1, 0, 2]
     assert batches[0][0].episode_guid == "dtc-ab" and batches[2][0].episode_guid == "dtc-elt"
 
 
@@ -290,3 +293,52 @@ def test_a_passage_ranks_in_the_context_of_its_episodes_notes():
     lifted = [r for r in search(db, query, mode="semantic", embedder=embedder) if r.kind == "passage"]
     assert lifted[0].episode_guid == "features" and lifted[0].start == 0
     assert lifted[0].score > tied[0].score
+
+
+OFF_TOPIC = ("xqzvbnm flurbogast wibbly", "knitting patterns for a baby blanket", "football transfer rumours")
+
+
+@pytest.mark.parametrize("query", OFF_TOPIC)
+def test_nonsense_and_off_topic_queries_find_nothing_by_meaning(archive, embedder, query):
+    """The relevance floor, with the real model it was calibrated on: nothing, and the closest episodes offered."""
+    for mode in ("semantic", "hybrid"):
+        results = search(archive, query, mode=mode, embedder=embedder, limit=40)
+        assert results == [] and results.below_floor > 0, mode
+        assert results.best_cosine < DEFAULT_TUNING.floor_query
+        assert len(results.closest) == 3 and all(c.url == f"/episodes/{c.episode_id}" for c in results.closest)
+        assert results.closest[0].similarity >= results.closest[-1].similarity
+    keyword = search(archive, query, mode="keyword", embedder=embedder)
+    assert not any(e.all_words for e in keyword.evidence)  # none has every word: said so, never silently
+    assert keyword == [] or keyword.fallback_note().startswith("No moment has all of:")
+
+
+def test_the_floor_keeps_what_the_query_is_about_and_drops_the_weakest(archive, embedder):
+    query = "what is the difference between ETL and ELT"
+    unfloored = search(archive, query, mode="semantic", embedder=embedder, limit=200,
+                       tuning=replace(DEFAULT_TUNING, floor_query=None, floor_moment=None, floor_some_words=None,
+                                      floor_worded=None))
+    floored = search(archive, query, mode="semantic", embedder=embedder, limit=200)
+    assert floored and guids(floored)[0] == "dtc-elt" and floored.best_cosine >= DEFAULT_TUNING.floor_query
+    assert len(floored) < len(unfloored) and floored.below_floor == len(unfloored) - len(floored)
+    kept = [(r.kind, r.episode_guid, r.start) for r, e in zip(unfloored, unfloored.evidence)
+            if e.cosine >= DEFAULT_TUNING.floor_moment]
+    assert [(r.kind, r.episode_guid, r.start) for r in floored] == kept  # the same order, the weakest gone
+    assert floored.closest == []
+
+
+def test_exact_words_mark_the_moments_with_only_some_of_them(archive, embedder):
+    results = search(archive, "pizza dough flurbogast", mode="keyword", embedder=embedder)
+    assert results and results.all_words_missing and {r.extra["all_words"] for r in results} == {False}
+    assert results.fallback_note() == ("No moment has all of: pizza dough flurbogast. "
+                                       "Showing moments with some of them.")
+    exact = search(archive, "pizza dough", mode="keyword", embedder=embedder)
+    assert exact[0].extra["all_words"] is True and exact.words == ("pizza", "dough")
+
+
+def test_one_episode_can_be_searched_alone(archive, embedder):
+    everywhere = search(archive, "machine learning", mode="hybrid", embedder=embedder, limit=50)
+    alone = search(archive, "machine learning", mode="hybrid", embedder=embedder, limit=50,
+                   episode=archive.ids["dtc-ab"])
+    assert set(guids(alone)) == {"dtc-ab"} and len(alone) >= sum(g == "dtc-ab" for g in guids(everywhere[:10]))
+    with pytest.raises(SearchError):
+        search(archive, "machine learning", mode="keyword", episode=999999)

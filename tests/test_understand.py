@@ -67,7 +67,7 @@ def test_understand_datacast_episode(db, episode):
     summary = understand_episode(db, episode, embedder)
     assert summary.ran == list(STAGES) and summary.errors == {}
     assert summary.takeaways == 11 and summary.takeaways_source == "notes"
-    assert summary.chapters_source == "generated" and summary.chapters >= 2
+    assert summary.chapters_source == "notes" and summary.chapters == 11  # the notes' sections, as written
     assert summary.guests == ["Mohamed Elgendy"]
     assert stage_states(db, episode) == {stage: "done" for stage in STAGES}
 
@@ -78,6 +78,8 @@ def test_understand_datacast_episode(db, episode):
     assert db.execute("SELECT count(*) FROM embeddings WHERE model = ?", [embedder.name]).fetchone()[0] == passages
     chapters = list(db.query("SELECT * FROM chapters WHERE episode_id = ? ORDER BY idx", [episode]))
     assert chapters[0]["start"] == 0 and chapters[-1]["end"] == 702.0
+    assert [c["title"] for c in chapters] == [t["title"] for t in takeaways]
+    assert [c["start"] for c in chapters[1:]] == [t["start"] for t in takeaways[1:]]  # the first from 0
     people = {(r["name"], r["role"]) for r in db.query(
         "SELECT p.name, ep.role FROM episode_people ep JOIN people p ON p.id = ep.person_id WHERE episode_id = ?",
         [episode])}
@@ -96,8 +98,8 @@ def test_new_notes_redo_only_what_reads_them(db, episode):
     understand_episode(db, episode, FakeEmbedder())
     db["episodes"].update(episode, {"notes_html": "<p>No takeaways this time.</p>"})
     summary = understand_episode(db, episode, FakeEmbedder())
-    assert summary.ran == ["takeaways", "guests"]
-    assert summary.takeaways_source == "generated"
+    assert summary.ran == ["chapters", "takeaways", "guests"]  # chapters come from the notes' sections too
+    assert summary.takeaways_source == "generated" and summary.chapters_source == "generated"
 
 
 def test_new_transcript_redoes_everything(db, episode):
@@ -108,12 +110,12 @@ def test_new_transcript_redoes_everything(db, episode):
     assert summary.ran == list(STAGES)
 
 
-def test_missing_chapters_file_falls_back_to_generated(db, episode, serve, tmp_path):
+def test_missing_chapters_file_falls_back_to_the_notes(db, episode, serve, tmp_path):
     base = serve(tmp_path)
     show_is_served_from(db, episode, f"{base}/feed.xml")  # a loopback feed may lead to loopback addresses
     db["episodes"].update(episode, {"chapters_url": f"{base}/chapters.json"})
     summary = understand_episode(db, episode, FakeEmbedder())
-    assert summary.chapters_source == "generated"
+    assert summary.chapters_source == "notes"  # the notes' sections, else generated chapters
     assert "404" in summary.errors["chapters_fetch"]
     states = stage_states(db, episode)
     assert states.pop("chapters_fetch") == "failed"
@@ -138,7 +140,7 @@ def test_a_failing_step_is_recorded_and_the_others_still_run(db, episode, monkey
     def broken(*args, **kwargs):
         raise RuntimeError("placement exploded")
 
-    monkeypatch.setattr(understand, "place_takeaways", broken)
+    monkeypatch.setattr(understand, "save_takeaways", broken)
     with pytest.raises(StageError) as raised:
         understand_episode(db, episode, FakeEmbedder())
     assert raised.value.stage == "takeaways"
@@ -156,3 +158,17 @@ def test_episode_without_transcript(db, episode):
         understand_episode(db, other, FakeEmbedder())
     with pytest.raises(NotFoundError):
         understand_episode(db, 999, FakeEmbedder())
+
+
+def test_timestamped_notes_are_the_chapters_and_generated_ones_fill_a_long_stretch_before_them(db, episode):
+    notes = ("<p>In this episode:</p><ul><li>04:10 Studying biomedical engineering</li>"
+             "<li>06:05 - Moving to the US</li><li>(09:30) Writing a book</li></ul>")
+    db["episodes"].update(episode, {"notes_html": notes})
+    summary = understand_episode(db, episode, FakeEmbedder())
+    chapters = list(db.query("SELECT * FROM chapters WHERE episode_id = ? ORDER BY idx", [episode]))
+    from_notes = [(c["title"], c["start"]) for c in chapters if c["source"] == "notes"]
+    assert from_notes == [("Studying biomedical engineering", 250.0), ("Moving to the US", 365.0),
+                          ("Writing a book", 570.0)]
+    before = [c for c in chapters if c["start"] < 250]
+    assert before and before[0]["start"] == 0 and {c["source"] for c in before} == {"generated"}
+    assert summary.chapters == len(chapters) and chapters[-1]["end"] == 702.0

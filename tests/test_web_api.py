@@ -33,6 +33,7 @@ def test_every_field_of_every_endpoint_is_documented(client, ids):
     responses = [client.get(path.format(**ids)).get_json() for path in (
         "/api/shows", "/api/shows/{datacast}", "/api/episodes", "/api/episodes/{ep70}",
         "/api/episodes/{ep70}/transcript", "/api/guests", "/api/guests/mohamed-elgendy", "/api/episodes?page=x",
+        "/api/search?q=data+drift", "/api/search?q=drift+flurbogast&mode=keyword", "/api/search?q=xqzvbnm+wibbly",
     )]
     missing = sorted(key for key in all_keys(responses) if not documented(key))
     assert not missing, f"fields missing from docs/API.md: {missing}"

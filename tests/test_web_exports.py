@@ -150,3 +150,24 @@ def test_feed_of_a_show_with_odd_metadata(tmp_path):
     assert root.findtext("channel/title") == "Odd  show" and item.findtext("title") == "odd-1"
     assert item.find("pubDate") is None and item.find("itunes:duration", NS) is None
     assert client.get("/shows/999/feed.xml").status_code == 404
+
+
+def test_text_export_is_paragraphs_of_whole_sentences(tmp_path):
+    """Whisper's lines cut sentences anywhere; the text export's paragraphs never do (archive/transcript_reading.py)."""
+    db = open_db(tmp_path / "archive.db")
+    build = ArchiveBuilder(db)
+    episode = build.episode(build.show("Datacast"), "dc-70", "Episode 70", published="2021-08-15T12:00:00+00:00")
+    # 5 s lines, a sentence every 15 s, each sentence cut by two line ends
+    lines = [Segment(i * 5.0, i * 5.0 + 5, ["We talked about", "testing models", "in production."][i % 3], "Ann")
+             for i in range(36)]
+    build.transcript(episode, lines, source="whisper", fmt="whisper")
+    db.conn.commit()
+    db.conn.close()
+    text = make_app(tmp_path / "archive.db").test_client().get(f"/episodes/{episode}/transcript.txt").get_data(
+        as_text=True)
+    paragraphs = text.strip().split("\n\n")
+    assert paragraphs[0] == "[00:00:00] Ann: " + " ".join(["We talked about testing models in production."] * 4)
+    assert [p[:10] for p in paragraphs] == ["[00:00:00]", "[00:01:00]", "[00:02:00]"]
+    for paragraph in paragraphs:
+        body = paragraph[11:]
+        assert body.removeprefix("Ann: ").startswith("We talked") and body.endswith("in production.")

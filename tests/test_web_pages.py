@@ -125,8 +125,9 @@ def test_episode_page_has_everything(client, ids):
     assert 'href="?t=24#t24" data-t="24.0"' in page and "On silent failures" in page
     assert "A takeaway with no time." in page
     assert 'class="chapter" href="?t=36#t36"' in page and "Data drift" in page
-    # the transcript: every line has its time link, speakers shown when they change
-    assert page.count('<li class="line') == 6
+    # the transcript: a paragraph per speaker turn with its time link, speakers shown when they change
+    assert page.count('<div class="para') == 4 and len(re.findall(r'<span class="s[ "]', page)) == 7
+    assert '<a class="timecode" href="?t=14#t14" data-t="14.0">0:14</a>' in page
     assert 'id="t14" data-start="14.0"' in page and '<span class="speaker">Mohamed Elgendy</span>' in page
     assert '<audio id="player-audio" controls preload="metadata"' in page
     assert 'src="https://cdn.example.com/datacast-070.mp3"' in page
@@ -137,9 +138,9 @@ def test_episode_page_has_everything(client, ids):
 
 def test_episode_page_opens_at_the_moment_given(client, ids):
     page = text(client.get(f"/episodes/{ids['ep70']}?t=30"))
-    assert 'class="line is-current" id="t24"' in page
+    assert '<span class="s is-current" id="t24"' in page and '<div class="para is-current" id="p1"' in page
     assert 'src="https://cdn.example.com/datacast-070.mp3#t=30.0"' in page and 'data-start-at="30.0"' in page
-    assert 'href="/episodes/%d?t=30#t24"' % ids["ep70"] in page, "link to this moment without JavaScript"
+    assert 'href="/episodes/%d?t=30#t30"' % ids["ep70"] in page, "link to this moment without JavaScript"
     assert 'data-start-at="125.0"' in text(client.get(f"/episodes/{ids['ep70']}?t=2:05"))
 
 
@@ -154,7 +155,7 @@ def test_episode_without_audio_says_where_the_transcript_came_from(client, ids):
     page = text(client.get(f"/episodes/{ids['dtc_ab']}"))
     assert "No audio for this episode; transcript from the feed." in page
     assert "<audio" not in page
-    assert page.count('<li class="line') > 100 and "Alexey" in page
+    assert page.count('<div class="para') > 50 and "Alexey" in page
     assert "Guest Background &amp; Career Transition" in page
 
 
@@ -283,3 +284,126 @@ def test_every_route_answers(app, client, ids):
         assert response.status_code == expected.get(rule.endpoint, 200), url
         seen += 1
     assert seen >= 20
+
+
+# --- the episode page for reading: takeaways, notes, soundbites, artwork, the transcript's anchors and words ---
+
+DATACAST_NOTES = (
+    "<h3>Episode Summary</h3><p>Mohamed Elgendy is a seasoned AI expert.</p>"
+    "<h3>Episode Notes</h3><h3>Timestamps</h3><h3>People</h3>"
+    "<h3>Key Takeaways</h3><p>Here are highlights from my conversation with Mohamed:</p>"
+    "<h3>On Studying Biomedical Engineering in Egypt</h3>"
+    "<p>Originally from Egypt, I joined an engineering-oriented university after high school. I picked "
+    "biomedical because it focuses more on the applications.</p>"
+    "<p>I had a great time learning how to think like an engineer.</p>"
+    "<h3>About the show</h3><p>Datacast features long-form conversations with practitioners.</p>"
+)
+
+
+@pytest.fixture(scope="module")
+def reading(tmp_path_factory):
+    """An episode as Datacast's notes and Whisper leave it: notes whose takeaways section became the takeaways,
+    empty headings, word timings, soundbites, artwork (the episode's; a second episode has only the show's)."""
+    from archive.records import Segment, TranscriptSource, Word
+    from archive.transcript_store import save_transcript
+
+    path = tmp_path_factory.mktemp("reading") / "archive.db"
+    db = open_db(path)
+    build = ArchiveBuilder(db)
+    show = build.show("Datacast", image="https://img.example.com/datacast.jpg")
+    episode = build.episode(show, "dc-70", "Episode 70", published="2021-08-15T12:00:00+00:00",
+                            notes_html=DATACAST_NOTES, image="https://img.example.com/ep70.jpg",
+                            enclosure_url="https://cdn.example.com/70.mp3", enclosure_type="audio/mpeg")
+    plain = build.episode(show, "dc-71", "Episode 71", published="2021-08-22T12:00:00+00:00",
+                          image="javascript:alert(1)")
+    build.takeaways(episode, [{
+        "title": "On Studying Biomedical Engineering in Egypt", "start": 4.2, "source": "notes",
+        "text": "Originally from Egypt, I joined an engineering-oriented university after high school. I picked "
+                "biomedical because it focuses more on the applications.\n\n"
+                "I had a great time learning how to think like an engineer.",
+    }, {"title": "One line", "text": "Just this.", "start": 9.0}])
+    words = [Word(" Originally", 0.0, 0.6), Word(" from", 0.6, 0.8), Word(" Egypt,", 0.8, 1.4),
+             Word(" I", 1.5, 1.6), Word(" joined", 1.6, 2.2)]
+    words2 = [Word(" an", 2.4, 2.5), Word(" engineering", 2.5, 3.2), Word(" university.", 3.2, 4.0),
+              Word(" I", 4.2, 4.3), Word(" picked", 4.3, 4.8), Word(" biomedical", 4.8, 5.6),
+              Word(" <b>engineering</b>.", 5.6, 6.5)]
+    save_transcript(db, episode, [
+        Segment(0.0, 2.3, "Originally from Egypt, I joined", "Mohamed Elgendy", words),
+        Segment(2.3, 6.5, "an engineering university. I picked biomedical <b>engineering</b>.", "Mohamed Elgendy",
+                words2),
+        Segment(9.0, 12.0, "And then I moved to the US.", "Mohamed Elgendy"),
+    ], TranscriptSource("whisper", model="tiny.en"))
+    db["soundbites"].insert_all([
+        {"episode_id": episode, "start": 2.4, "duration": 4.1, "title": "Why <i>biomedical</i>"},
+        {"episode_id": episode, "start": 9.0, "duration": None, "title": None},
+    ])
+    db.conn.commit()
+    db.conn.close()
+    return make_app(path).test_client(), {"episode": episode, "plain": plain}
+
+
+@pytest.fixture
+def remote_images(monkeypatch):
+    """The CSP a site that shows feeds' artwork would send (img-src https:)."""
+    import archive.web
+
+    monkeypatch.setattr(archive.web, "CONTENT_SECURITY_POLICY",
+                        archive.web.CONTENT_SECURITY_POLICY.replace("img-src 'self' data:", "img-src 'self' data: https:"))
+
+
+def test_artwork_is_offered_only_when_the_csp_lets_the_browser_load_it(reading):
+    client, ids = reading
+    response = client.get(f"/episodes/{ids['episode']}")
+    img_src = response.headers["Content-Security-Policy"].split("img-src")[1].split(";")[0].split()
+    assert ("https:" in img_src) == ("episode__art" in text(response)), "never an image the browser would refuse"
+
+
+def test_episode_page_reads_well(reading, remote_images):
+    client, ids = reading
+    response = client.get(f"/episodes/{ids['episode']}")
+    page = text(response)
+    # the notes keep what the page does not show elsewhere, without empty headings
+    notes = page[page.index('class="notes__body'):page.index("</details>", page.index('class="notes__body'))]
+    assert "seasoned AI expert" in notes and "Datacast features long-form" in notes
+    for gone in ("Episode Notes", "Timestamps", "People", "Key Takeaways", "Here are highlights",
+                 "Originally from Egypt", "think like an engineer", "On Studying"):
+        assert gone not in notes, gone
+    # a takeaway: its title and first sentence; the rest behind "More", its paragraphs kept
+    assert ('<summary><span class="takeaway__lead">Originally from Egypt, I joined an engineering-oriented '
+            'university after high school.</span>') in page
+    assert "<p>I picked biomedical because it focuses more on the applications.</p>" in page
+    assert "<p>I had a great time learning how to think like an engineer.</p>" in page
+    assert '<p class="takeaway__lead">Just this.</p>' in page
+    # the transcript: one sentence across two segments, word times on its words, escaped
+    assert ('<span class="s" id="t0" data-start="0.0" data-end="4.0"><span class="w" data-start="0.0">Originally'
+            '</span>') in page
+    assert '<span class="w" data-start="5.6">&lt;b&gt;engineering&lt;/b&gt;.</span>' in page
+    assert "<b>engineering" not in page
+    # every second from 0 to the end has one id, on the sentence spoken then or a marker inside it
+    seconds = [int(value) for value in re.findall(r'id="t(\d+)"', page)]
+    assert sorted(seconds) == list(range(13))
+    # soundbites: title, time, a play link that seeks (data-t) and stops at its end (data-end)
+    assert '<h2 id="soundbites-title">Soundbites</h2>' in page
+    assert 'href="?t=2#t2" data-t="2.4" data-end="6.5"' in page and "Why &lt;i&gt;biomedical&lt;/i&gt;" in page
+    assert "Moment at 0:09" in page
+    # artwork: the episode's own, never sending the page's address along
+    assert '<img class="episode__art" src="https://img.example.com/ep70.jpg"' in page
+    assert 'referrerpolicy="no-referrer"' in page
+    # the player's controls (shown by player.js) and the quick jumps
+    assert 'data-skip="-15"' in page and 'data-skip="15"' in page and 'id="player-controls" hidden' in page
+    assert 'id="player-speed"' in page and '<option value="1" selected>' in page
+    for target in ("#takeaways", "#soundbites", "#transcript-section", "#notes"):
+        assert f'href="{target}"' in page
+    # the show's artwork when the episode has none that is safe
+    other = text(client.get(f"/episodes/{ids['plain']}"))
+    assert '<img class="episode__art" src="https://img.example.com/datacast.jpg"' in other
+    assert "javascript:" not in other
+
+
+def test_a_link_to_any_second_of_the_transcript_names_its_anchor(reading):
+    client, ids = reading
+    page = text(client.get(f"/episodes/{ids['episode']}?t=5"))
+    assert f'href="/episodes/{ids["episode"]}?t=5#t5"' in page  # "Link to this moment"
+    assert '<span class="s is-current" id="t4" data-start="4.2"' in page  # the sentence spoken at 5 s
+    beyond = text(client.get(f"/episodes/{ids['episode']}?t=90"))
+    assert f'href="/episodes/{ids["episode"]}?t=90#t12"' in beyond, "past the end: the last sentence"

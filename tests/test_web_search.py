@@ -240,3 +240,104 @@ def test_search_page_shows_a_first_page_and_links_to_more(client, monkeypatch):
     assert int(re.search(r"(\d+) moments? in", everything).group(1)) > 2
     odd = client.get("/search?q=testing&mode=keyword&more=")  # an empty flag is no flag, and no error
     assert odd.status_code == 200 and "More moments" in text(odd)
+
+
+NONSENSE = "xqzvbnm flurbogast wibbly"
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "keyword", "semantic"])
+def test_nonsense_finds_nothing_on_the_page_the_api_and_the_cli(indexed, client, mode, monkeypatch):
+    from archive import cli
+
+    page = text(client.get(f"/search?q={NONSENSE.replace(' ', '+')}&mode={mode}"))
+    assert "Nothing found" in page and 'class="card hit-group"' not in page
+    if mode != "keyword":  # searched by meaning: the nearest episodes are offered, said not to be matches
+        closest = page[page.index('class="closest"'):]
+        assert "not a match" in closest and re.search(r'<li><a href="/episodes/\d+">', closest)
+    data = client.get(f"/api/search?q={NONSENSE}&mode={mode}").get_json()
+    assert data["count"] == 0 and data["results"] == [] and data["groups"] == []
+    assert bool(data["closest"]) == (mode != "keyword")
+    monkeypatch.setattr("archive.embeddings.SentenceTransformerEmbedder", lambda *a, **k: FakeEmbedder())
+    result = CliRunner().invoke(cli.cli, ["search", NONSENSE, "--db", str(indexed[0]), "--mode", mode])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Nothing found") and " 1. " not in result.output
+    assert ("Closest episodes (not a match" in result.output) == (mode != "keyword")
+    as_json = CliRunner().invoke(cli.cli, ["search", NONSENSE, "--db", str(indexed[0]), "--mode", mode, "--json"])
+    assert json.loads(as_json.output) == []
+
+
+def test_exact_words_say_so_when_no_moment_has_them_all(indexed, client, monkeypatch):
+    from archive import cli
+
+    page = text(client.get("/search?q=drift+flurbogast&mode=keyword"))
+    assert "No moment has all of: drift flurbogast. Showing moments with some of them." in page
+    assert 'class="card hit-group"' in page and "some words</span>" in page
+    data = client.get("/api/search?q=drift+flurbogast&mode=keyword").get_json()
+    assert data["count"] > 0 and data["all_words"]["some_words"] == data["count"]
+    assert data["all_words"]["words"] == ["drift", "flurbogast"]
+    assert data["all_words"]["note"].startswith("No moment has all of: drift flurbogast.")
+    assert {r["all_words"] for r in data["results"]} == {False}
+    every = client.get("/api/search?q=drift&mode=keyword").get_json()
+    assert every["all_words"]["note"] is None and {r["all_words"] for r in every["results"]} == {True}
+    mixed = client.get("/api/search?q=data+drift&mode=keyword").get_json()  # all words first, topped up
+    flags = [r["all_words"] for r in mixed["results"]]
+    assert True in flags and False in flags and mixed["all_words"]["some_words"] == flags.count(False)
+    assert mixed["all_words"]["note"].startswith(f"Only {flags.count(True)} moment")
+    page = text(client.get("/search?q=data+drift&mode=keyword"))
+    assert "No moment has all of" not in page and "have some of them" in page
+    monkeypatch.setattr("archive.embeddings.SentenceTransformerEmbedder", lambda *a, **k: FakeEmbedder())
+    result = CliRunner().invoke(cli.cli, ["search", "drift flurbogast", "--db", str(indexed[0]), "--mode", "keyword"])
+    assert "No moment has all of: drift flurbogast. Showing moments with some of them." in result.output
+    assert " 1. " in result.output
+
+
+LONG_EPISODE = [(30.0 * n, 30.0 * n + 30, f"Part {n}: we keep talking about data drift and how monitoring catches "
+                 f"it, story number {n}.", "Host") for n in range(22)]
+
+
+@pytest.fixture(scope="module")
+def long_episode(tmp_path_factory):
+    """An eleven-minute episode that speaks of drift in every passage, and a short one beside it."""
+    from archive.records import Segment
+    from ingest.index_run import build_index
+
+    path = tmp_path_factory.mktemp("long") / "archive.db"
+    db = open_db(path)
+    build = ArchiveBuilder(db)
+    show = build.show("Datacast")
+    long_id = build.episode(show, "long", "Drift All Along", published="2021-06-01T00:00:00+00:00")
+    build.transcript(long_id, [Segment(*line) for line in LONG_EPISODE])
+    short_id = build.episode(show, "short", "A Short One", published="2021-07-01T00:00:00+00:00")
+    build.transcript(short_id, [Segment(*line) for line in DATACAST_LINES])
+    build_index(db, embedder=FakeEmbedder())
+    passages = db.execute("SELECT count(*) FROM passages WHERE episode_id = ?", [long_id]).fetchone()[0]
+    db.conn.close()
+    return make_app(path), long_id, passages
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "keyword", "semantic"])
+def test_a_long_episode_shows_its_best_moments_and_links_to_the_rest(long_episode, mode):
+    app, long_id, passages = long_episode
+    client = app.test_client()
+    page = text(client.get(f"/search?q=data+drift+monitoring&mode={mode}"))
+    assert passages > 6
+    groups = page.split('class="card hit-group"')[1:]
+    assert sum("Drift All Along" in group for group in groups) == 1
+    long_group = next(group for group in groups if "Drift All Along" in group)
+    assert long_group.count('class="hit"') == 3
+    more = re.search(r'class="more-hits"><a href="([^"]+)"', long_group).group(1).replace("&amp;", "&")
+    assert f"episode={long_id}" in more and "q=data+drift+monitoring" in more and f"mode={mode}" in more
+    one = text(client.get(more))
+    assert "In one episode: <strong>Drift All Along</strong>" in one and "A Short One" not in one
+    shown = one.count('class="hit"')
+    assert 3 < shown < passages  # every moment of the episode, neighbours collapsed
+    data = client.get(f"/api/search?q=data+drift+monitoring&mode={mode}").get_json()
+    assert data["count"] == len(data["results"]) >= shown  # the flat list is as before: every moment found
+    grouped = {group["episode_title"]: group for group in data["groups"]}
+    assert len(grouped["Drift All Along"]["moments"]) == 3 and grouped["Drift All Along"]["more"] > 0
+    assert f"episode={long_id}" in grouped["Drift All Along"]["more_url"]
+    assert all(group["more_url"] is None for group in data["groups"] if not group["more"])
+    within = client.get(f"/api/search?q=data+drift+monitoring&mode={mode}&episode={long_id}").get_json()
+    assert within["filters"]["episode"] == long_id and {r["episode_title"] for r in within["results"]} == {
+        "Drift All Along"}
+    assert client.get("/api/search?q=drift&episode=99999").status_code == 400

@@ -74,6 +74,8 @@ def broker_option(fn):
 @click.option("--compute-type", default=None, help="CTranslate2 compute type (default: int8 on CPU, float16 on CUDA).")
 @click.option("--beam-size", type=click.IntRange(1, 20), default=None, help="Whisper beam size.")
 @click.option("--word-timestamps", is_flag=True, help="Store word-level timestamps.")
+@click.option("--diarize/--no-diarize", default=from_settings("diarize"), show_default="on",
+              help="Speaker turns in Whisper transcripts, named from the feed where it allows (PODARCHIVE_DIARIZE).")
 @click.option("--vocabulary-prompt", "vocabulary_chars", type=click.IntRange(0, 2000), default=0, show_default=True,
               help="Give Whisper the episode's names (title, notes, people) as a prompt of at most this many "
                    "characters; 0: none (it hurts the bundled tiny.en: see README).")
@@ -87,8 +89,9 @@ def broker_option(fn):
 @broker_option
 @lock_timeout_option
 @fetch_rule_options("feed", "transcript", "chapters")
-def ingest(sources, db_path, metadata_only, model, device, compute_type, beam_size, word_timestamps, vocabulary_chars,
-           no_index, embedding_model, media_dir, max_audio_mb, quiet, broker, lock_timeout, fetch_rules):
+def ingest(sources, db_path, metadata_only, model, device, compute_type, beam_size, word_timestamps, diarize,
+           vocabulary_chars, no_index, embedding_model, media_dir, max_audio_mb, quiet, broker, lock_timeout,
+           fetch_rules):
     """Ingest feeds: SOURCE is a feed URL, a local feed file, or an OPML file listing feeds.
 
     Exit status: 0 when everything asked for was done, 1 when some feed or episode failed (after doing all the
@@ -103,7 +106,8 @@ def ingest(sources, db_path, metadata_only, model, device, compute_type, beam_si
 
     from ..embeddings import SentenceTransformerEmbedder
 
-    transcription = TranscriptionOptions(model=model, device=device, word_timestamps=word_timestamps)
+    transcription = TranscriptionOptions(model=model, device=device, word_timestamps=word_timestamps,
+                                         diarize=diarize)
     if compute_type:
         transcription.compute_type = compute_type
     if beam_size:
@@ -226,13 +230,15 @@ def describe_index(index_report) -> str:
               help="Seconds between rounds that found nothing to do.")
 @click.option("--model", default=None, help="Whisper model: a faster-whisper name or a folder (default: bundled tiny.en).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@click.option("--diarize/--no-diarize", default=from_settings("diarize"), show_default="on",
+              help="Speaker turns in Whisper transcripts, named from the feed where it allows (PODARCHIVE_DIARIZE).")
 @click.option("--embedding-model", default=None, help="sentence-transformers model (default: bundled all-MiniLM-L6-v2).")
 @click.option("--media-dir", type=click.Path(file_okay=False), default=from_settings("media_dir"),
               show_default=str(Settings().media_dir), help="Where downloaded audio is kept.")
 @click.option("--parent-pid", type=int, default=None, hidden=True)
 @broker_option
 @fetch_rule_options("transcript", "chapters")
-def work(db_path, once, poll, model, device, embedding_model, media_dir, parent_pid, broker, fetch_rules):
+def work(db_path, once, poll, model, device, diarize, embedding_model, media_dir, parent_pid, broker, fetch_rules):
     """The background worker: publishes scheduled episodes and transcribes and indexes published ones.
 
     `podarchive serve` starts one; run it yourself with `serve --no-worker`, or on another machine that sees the
@@ -248,7 +254,7 @@ def work(db_path, once, poll, model, device, embedding_model, media_dir, parent_
 
     logging.basicConfig(level=logging.INFO, format="worker: %(message)s")
     options = WorkerOptions(poll_seconds=poll, ingest=IngestOptions(
-        media_dir=Path(media_dir), transcription=TranscriptionOptions(model=model, device=device),
+        media_dir=Path(media_dir), transcription=TranscriptionOptions(model=model, device=device, diarize=diarize),
         embedding_model=embedding_model, fetch=fetch_rules), broker=broker,
         task_time_limit=Settings.from_env().task_time_limit)
     stop = threading.Event()

@@ -78,6 +78,12 @@ def search(query, db_path, mode, show, guest, speaker, since, until, limit, as_j
         return
     if not results:
         click.echo("Nothing found. Try other words, or --mode semantic to search by meaning.")
+        if results.closest:
+            click.echo("Closest episodes (not a match: the nearest by meaning):")
+            for episode in results.closest:
+                click.echo(f"    {episode.show} / {episode.title}  {absolute_link(base_url, episode.url)}")
+    if note := results.fallback_note():
+        click.echo(note)
     for rank, r in enumerate(results, 1):
         who = f" · {r.speaker}" if r.speaker else ""
         click.echo(f"{rank:2d}. {r.show} / {r.episode_title}  at {clock(r.start)}{who}")

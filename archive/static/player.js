@@ -1,59 +1,132 @@
-// The episode page's player: every time link plays from its moment, the line being spoken is highlighted and
-// kept in view, ?t=SECONDS opens the page at that moment, and "Share this moment" gives a link to now.
-// Everything here is an enhancement: without JavaScript the links still go to ?t=...#t... and the audio
-// element starts there through its #t= media fragment.
+// The episode page's player: every time link plays from its moment, the sentence (and, where the transcript
+// has word timings, the word) being spoken is highlighted and kept in view inside the transcript's own scroll
+// box, ?t=SECONDS opens the page at that moment, −15 s / +15 s and a speed control sit beside the audio, a
+// soundbite plays its moment and stops, and "Share this moment" gives a link to now.
+// Everything here is an enhancement: without JavaScript the links still go to ?t=...#t... (every second of the
+// transcript has its id) and the audio element starts there through its #t= media fragment.
 (function () {
   "use strict";
 
   var audio = document.getElementById("player-audio");
+  hideBrokenArtwork();
   if (!audio) return;
 
-  var lines = Array.prototype.slice.call(document.querySelectorAll("#transcript .line[data-start]"));
-  var lineStarts = lines.map(function (line) { return parseFloat(line.getAttribute("data-start")); });
+  var pane = document.getElementById("transcript");
+  // The sticky bar's height, for the transcript that sticks below it on wide screens.
+  function noteBarHeight() {
+    if (bar) document.documentElement.style.setProperty("--bar-h", bar.offsetHeight + "px");
+  }
+  noteBarHeight();
+  window.addEventListener("resize", noteBarHeight);
+  if (pane) pane.classList.add("is-live");  // the player highlights; the static :target highlight steps aside
+  var bar = document.getElementById("episode-bar");
+  var sentences = Array.prototype.slice.call(document.querySelectorAll("#transcript .s[data-start]"));
+  var starts = sentences.map(function (s) { return parseFloat(s.getAttribute("data-start")); });
   var chapters = Array.prototype.slice.call(document.querySelectorAll(".chapter[data-t]"));
   var chapterStarts = chapters.map(function (link) { return parseFloat(link.getAttribute("data-t")); });
-  var currentLine = -1;
+  var current = sentences.indexOf(document.querySelector("#transcript .s.is-current"));
+  var currentWord = null;
   var currentChapter = -1;
+  var stopAt = null;
+  var playingBite = null;
   var userScrolledAt = 0;
   var autoScrolledAt = 0;
   var FOLLOW_PAUSE_MS = 4000;
+  var smooth = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth";
+
+  function hideBrokenArtwork() {
+    var art = document.querySelector(".episode__art");
+    if (!art) return;
+    function hide() { art.hidden = true; art.parentNode.classList.remove("episode__header--art"); }
+    if (art.complete && art.naturalWidth === 0 && art.getAttribute("src")) hide();
+    else art.addEventListener("error", hide);
+  }
 
   // Index of the last start <= t (binary search over sorted start times), -1 before the first.
-  function indexAt(starts, t) {
-    var lo = 0, hi = starts.length - 1, found = -1;
+  function indexAt(list, t) {
+    var lo = 0, hi = list.length - 1, found = -1;
     while (lo <= hi) {
       var mid = (lo + hi) >> 1;
-      if (starts[mid] <= t + 0.05) { found = mid; lo = mid + 1; } else { hi = mid - 1; }
+      if (list[mid] <= t + 0.05) { found = mid; lo = mid + 1; } else { hi = mid - 1; }
     }
     return found;
   }
 
   function anchorFor(t) {
-    var i = indexAt(lineStarts, t);
-    return i >= 0 ? "t" + Math.floor(lineStarts[i]) : "";
+    var second = Math.max(0, Math.floor(t));
+    return document.getElementById("t" + second) ? "t" + second : "";
   }
 
   function userIsScrolling() {
     return Date.now() - userScrolledAt < FOLLOW_PAUSE_MS;
   }
 
-  function highlight(t, scrollMode) {
-    var i = indexAt(lineStarts, t);
-    if (i !== currentLine) {
-      if (currentLine >= 0) {
-        lines[currentLine].classList.remove("is-current");
-        lines[currentLine].removeAttribute("aria-current");
+  // Scroll the transcript box, never the page, and only when `el` has left the comfortable band (the box's
+  // 12%..75%): then by just enough to bring it to a third of the way down. Returns how far it scrolled.
+  function keepInPane(el, force) {
+    if (!pane || !el) return 0;
+    var box = pane.getBoundingClientRect();
+    var rect = el.getBoundingClientRect();
+    var top = rect.top - box.top;
+    var height = pane.clientHeight;
+    if (!force && top >= height * 0.12 && rect.bottom - box.top <= height * 0.75) return 0;
+    var target = Math.max(0, Math.min(pane.scrollTop + top - height / 3, pane.scrollHeight - height));
+    var delta = target - pane.scrollTop;
+    if (Math.abs(delta) < 2) return 0;
+    autoScrolledAt = Date.now();
+    pane.scrollTo({ top: target, behavior: smooth });
+    return delta;
+  }
+
+  // After a jump from outside the transcript (a takeaway, a chapter, a soundbite): the moment's sentence a
+  // third of the way down its box, and the page moved only if that spot is not in the window's upper part.
+  function reveal(t) {
+    var i = indexAt(starts, t);
+    if (i < 0 || !pane) return;
+    var el = sentences[i];
+    var paneDelta = keepInPane(el, false);
+    var y = el.getBoundingClientRect().top - paneDelta;
+    var top = bar ? Math.max(0, bar.getBoundingClientRect().bottom) : 0;
+    var view = window.innerHeight;
+    if (y >= top + 8 && y <= top + (view - top) * 0.66) return;
+    autoScrolledAt = Date.now();
+    window.scrollBy({ top: y - (top + (view - top) / 3), behavior: smooth });
+  }
+
+  function highlightWord(sentence, t) {
+    var word = null;
+    if (sentence) {
+      var words = sentence.querySelectorAll(".w[data-start]");
+      for (var k = 0; k < words.length; k++) {
+        if (parseFloat(words[k].getAttribute("data-start")) <= t + 0.05) word = words[k]; else break;
       }
-      currentLine = i;
+    }
+    if (word !== currentWord) {
+      if (currentWord) currentWord.classList.remove("is-current");
+      currentWord = word;
+      if (word) word.classList.add("is-current");
+    }
+  }
+
+  function highlight(t, follow) {
+    var i = indexAt(starts, t);
+    if (i !== current) {
+      if (current >= 0) {
+        sentences[current].classList.remove("is-current");
+        sentences[current].removeAttribute("aria-current");
+        var oldPara = sentences[current].closest(".para");
+        if (oldPara) oldPara.classList.remove("is-current");
+      }
+      current = i;
       if (i >= 0) {
-        lines[i].classList.add("is-current");
-        lines[i].setAttribute("aria-current", "time");
+        sentences[i].classList.add("is-current");
+        sentences[i].setAttribute("aria-current", "time");
+        var para = sentences[i].closest(".para");
+        if (para) para.classList.add("is-current");
       }
     }
-    if (i >= 0 && scrollMode && !userIsScrolling()) {
-      autoScrolledAt = Date.now();
-      lines[i].scrollIntoView({ block: scrollMode });
-    }
+    highlightWord(i >= 0 ? sentences[i] : null, t);
+    if (i >= 0 && follow && !userIsScrolling()) keepInPane(currentWord || sentences[i], false);
     var c = indexAt(chapterStarts, t);
     if (c !== currentChapter) {
       if (currentChapter >= 0) chapters[currentChapter].classList.remove("is-current");
@@ -67,14 +140,15 @@
     else audio.addEventListener("loadedmetadata", fn, { once: true });
   }
 
-  function playFrom(t) {
+  function playFrom(t, end) {
+    stopAt = end || null;
     whenMetadata(function () {
       audio.currentTime = t;
       var playing = audio.play();
       if (playing && playing.catch) playing.catch(function () { /* autoplay refused: stays seeked, paused */ });
     });
     userScrolledAt = 0;
-    highlight(t, "nearest");
+    highlight(t, false);
   }
 
   function momentUrl(t) {
@@ -92,30 +166,72 @@
     var t = parseFloat(link.getAttribute("data-t"));
     if (!isFinite(t)) return;
     event.preventDefault();
-    playFrom(t);
+    var end = parseFloat(link.getAttribute("data-end"));
+    if (playingBite) playingBite.classList.remove("is-playing");
+    playingBite = isFinite(end) ? link.closest(".soundbite") : null;
+    if (playingBite) playingBite.classList.add("is-playing");
+    playFrom(t, isFinite(end) ? end : null);
+    if (pane && pane.contains(link)) keepInPane(sentences[indexAt(starts, t)], false);
+    else reveal(t);
     history.replaceState(null, "", momentUrl(t));
   });
 
   audio.addEventListener("timeupdate", function () {
-    highlight(audio.currentTime, audio.paused ? null : "nearest");
+    if (stopAt !== null && audio.currentTime >= stopAt) {
+      stopAt = null;
+      audio.pause();
+      if (playingBite) { playingBite.classList.remove("is-playing"); playingBite = null; }
+    }
+    highlight(audio.currentTime, !audio.paused);
   });
-  audio.addEventListener("seeked", function () { highlight(audio.currentTime, "nearest"); });
+  audio.addEventListener("seeked", function () { highlight(audio.currentTime, true); });
 
-  // Stop following the spoken line for a few seconds whenever the reader scrolls on their own.
+  // −15 s / +15 s and the speed (remembered for the next episode when the browser allows).
+  var controls = document.getElementById("player-controls");
+  var speed = document.getElementById("player-speed");
+  if (controls) {
+    controls.hidden = false;
+    controls.addEventListener("click", function (event) {
+      var button = event.target.closest("button[data-skip]");
+      if (!button) return;
+      var skip = parseFloat(button.getAttribute("data-skip"));
+      whenMetadata(function () {
+        var end = isFinite(audio.duration) ? audio.duration : Infinity;
+        audio.currentTime = Math.max(0, Math.min(audio.currentTime + skip, end));
+      });
+      stopAt = null;
+    });
+  }
+  if (speed) {
+    var saved = null;
+    try { saved = window.localStorage.getItem("podarchive.rate"); } catch (e) { /* storage refused */ }
+    if (saved && speed.querySelector('option[value="' + saved + '"]')) speed.value = saved;
+    audio.playbackRate = parseFloat(speed.value) || 1;
+    speed.addEventListener("change", function () {
+      audio.playbackRate = parseFloat(speed.value) || 1;
+      try { window.localStorage.setItem("podarchive.rate", speed.value); } catch (e) { /* storage refused */ }
+    });
+    audio.addEventListener("loadedmetadata", function () { audio.playbackRate = parseFloat(speed.value) || 1; });
+  }
+
+  // Stop following the spoken sentence for a few seconds whenever the reader scrolls on their own.
   function noteUserScroll() { userScrolledAt = Date.now(); }
   window.addEventListener("wheel", noteUserScroll, { passive: true });
   window.addEventListener("touchmove", noteUserScroll, { passive: true });
   window.addEventListener("keydown", function (event) {
     if (["PageUp", "PageDown", "ArrowUp", "ArrowDown", "Home", "End", " "].indexOf(event.key) >= 0) noteUserScroll();
   });
-  window.addEventListener("scroll", function () {
-    if (Date.now() - autoScrolledAt > 800) noteUserScroll();
-  }, { passive: true });
+  if (pane) {
+    pane.addEventListener("scroll", function () {
+      if (Date.now() - autoScrolledAt > 1200) noteUserScroll();
+    }, { passive: true });
+  }
 
-  // ?t=SECONDS: open at that moment.
+  // ?t=SECONDS: open at that moment (the #t fragment has already brought its sentence into view).
   var startAt = parseFloat(audio.getAttribute("data-start-at"));
   if (isFinite(startAt) && startAt >= 0) {
-    highlight(startAt, null);
+    highlight(startAt, false);
+    if (!window.location.hash) keepInPane(sentences[indexAt(starts, startAt)], false);
     playFrom(startAt);
   }
 

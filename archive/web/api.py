@@ -14,7 +14,7 @@ from archive.sanitize import clean_notes, plain_text, public_guid, public_url
 from . import params
 from .db import get_db
 from .media import local_audio_path
-from .searching import SearchProblem, result_json, run_search
+from .searching import SearchProblem, closest_json, result_json, run_search
 from .urls import external_url
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -194,9 +194,10 @@ def search():
     since, until = params.get_date(args, "since"), params.get_date(args, "until", end_of_period=True)
     limit = params.get_int(args, "limit", default=current_app.config["SEARCH_LIMIT"], minimum=1,
                            maximum=current_app.config["SEARCH_LIMIT"])
+    episode = params.get_int(args, "episode", default=None, minimum=1)
     try:
         results = run_search(get_db(), query, mode, show=show_id, guest=guest, since=since, until=until,
-                             limit=limit, speaker=speaker)
+                             limit=limit, speaker=speaker, episode=episode)
     except SearchProblem as exc:
         if exc.status == 503:
             raise ServiceUnavailable(description=str(exc)) from exc
@@ -204,10 +205,37 @@ def search():
     return jsonify({
         "query": query,
         "mode": mode,
-        "filters": {"show": show_id, "guest": guest, "speaker": speaker, "since": since, "until": until},
+        "filters": {"show": show_id, "guest": guest, "speaker": speaker, "since": since, "until": until,
+                    "episode": episode},
         "count": len(results),
         "results": [result_json(result) for result in results],
+        "groups": search_groups(results, query, mode, episode),
+        "all_words": {"words": list(results.words), "some_words": results.some_words,
+                      "note": results.fallback_note()},
+        "closest": [closest_json(closest) for closest in results.closest],
     })
+
+
+def search_groups(results, query: str, mode: str, episode: int | None) -> list[dict]:
+    """The results grouped by episode, as the search page shows them: each episode once, its best few moments
+    (near-duplicate neighbours collapsed, archive/search_relevance.py), `more` of them not shown and `more_url`,
+    this search in that episode only."""
+    from archive.search_relevance import SHOWN_PER_EPISODE, group_by_episode
+
+    groups = []
+    for group in group_by_episode(results):
+        first = group.first
+        shown = group.moments if episode else group.moments[:SHOWN_PER_EPISODE]
+        more = len(group.moments) - len(shown) + group.collapsed
+        groups.append({
+            "episode_id": first.episode_id, "episode_title": first.episode_title, "show": first.show,
+            "show_id": first.show_id, "published": first.published,
+            "url": external_url("pages.episode", episode_id=first.episode_id),
+            "moments": [result_json(result) for result in shown], "more": more,
+            "more_url": external_url("api.search", q=query, mode=mode, episode=first.episode_id)
+            if more and not episode else None,
+        })
+    return groups
 
 
 @bp.get("/guests")

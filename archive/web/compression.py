@@ -1,16 +1,15 @@
 """Compressed responses (Flask-Compress: zstd, brotli, gzip or deflate, whichever the browser accepts).
 
 Only what anyone may read is compressed: pages that carry a secret next to text a visitor chose (the login form's and
-the studio's CSRF tokens, anything shown to a logged-in producer) go out as they are, because compressing a secret
+the studio's CSRF tokens, any response to a request with a session: a logged-in producer) go out as they are, because compressing a secret
 beside reflected text lets an attacker guess it from response sizes (BREACH). Audio and other binary media are not
 compressed (they are compressed already; Flask-Compress only touches the text types in COMPRESS_MIMETYPES).
 """
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from flask_compress import Compress
-from flask_login import current_user
 
 PRIVATE_BLUEPRINTS = {"auth", "studio", "studio_api", "corrections"}
 
@@ -28,7 +27,8 @@ def init_app(app: Flask) -> None:
 
 
 def _logged_in() -> bool:
-    try:
-        return bool(current_user and current_user.is_authenticated)
-    except Exception:  # noqa: BLE001 - no login manager on this app: nobody is logged in
-        return False
+    """Whether the request may belong to a logged-in producer: it carries a session or remember-me cookie. Read from
+    the cookies, not the session, so an anonymous page stays free of `Vary: Cookie` and cacheable."""
+    names = (current_app.config.get("SESSION_COOKIE_NAME", "session"),
+             current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token"))
+    return any(name in request.cookies for name in names)

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from dataclasses import dataclass
 
 from flask import Blueprint, abort, current_app, render_template, request, send_file, url_for
-from markupsafe import Markup, escape
 
 from archive import queries
 from archive.errors import NotFoundError
 from archive.people import find_people
 from archive.sanitize import clean_notes, public_url
+from archive.transcript_store import load_segments
 
 from . import params
 from .db import get_db
-from .filters import timecode
+from .episode_view import ReadingView, artwork, soundbites, takeaway_parts, trim_notes
 from .media import MEDIA_HEADERS, local_audio_path, media_type
 from .searching import SearchProblem, group_by_episode, run_search
 
@@ -50,59 +49,6 @@ class Pagination:
     def url(self, page: int) -> str:
         kept = {name: value for name, value in request.args.items() if name in PAGINATION_KEEPS and value}
         return url_for(request.endpoint, **(request.view_args or {}), **kept, page=page)
-
-
-class TranscriptView:
-    """Transcript lines ready for the page: each line's anchor and speaker change, and lookup by time."""
-
-    def __init__(self, lines: list[dict]):
-        self.lines = lines
-        self.starts = [line["start"] for line in lines]
-        seen: set[int] = set()
-        previous_speaker = None
-        for line in lines:
-            second = int(line["start"])
-            # One anchor per whole second (the first line starting in it): ?t=...#t<second> links land there.
-            line["anchor"] = f"t{second}" if second not in seen else None
-            seen.add(second)
-            line["speaker_changed"] = bool(line["speaker"]) and line["speaker"] != previous_speaker
-            previous_speaker = line["speaker"]
-
-    LINE_HTML = (
-        '<li class="line{current}"{anchor} data-start="{start}"><a class="timecode" href="?t={second}#t{second}" '
-        'data-t="{start}">{clock}</a><div class="line__body">{speaker}<p>{text}</p></div></li>\n'
-    )
-
-    def html(self, current_index: int | None) -> Markup:
-        """The transcript's lines as HTML list items.
-
-        Written here rather than as a Jinja loop: an hour of speech is a thousand lines, and a format string
-        renders them several times faster, which is most of an episode page's time.
-        """
-        parts = []
-        for number, line in enumerate(self.lines):
-            parts.append(self.LINE_HTML.format(
-                current=" is-current" if number == current_index else "",
-                anchor=f' id="{line["anchor"]}"' if line["anchor"] else "",
-                start=line["start"],
-                second=int(line["start"]),
-                clock=timecode(line["start"]),
-                speaker=f'<span class="speaker">{escape(line["speaker"])}</span>' if line["speaker_changed"] else "",
-                text=escape(line["text"]),
-            ))
-        return Markup("".join(parts))
-
-    def index_at(self, seconds: float | None) -> int | None:
-        if seconds is None or not self.lines:
-            return None
-        return max(0, bisect_right(self.starts, seconds) - 1)
-
-    def anchor_for(self, seconds: float | None) -> str:
-        """The fragment of the transcript line being spoken at `seconds` ('' without a transcript)."""
-        index = self.index_at(seconds)
-        if index is None:
-            return ""
-        return f"t{int(self.lines[index]['start'])}"
 
 
 def moment_url(episode_id: int, seconds: float | None) -> str:
@@ -162,20 +108,24 @@ def episode(episode_id: int):
     db = get_db()
     details = queries.episode_details(db, episode_id)
     row, transcript = details.episode, details.transcript
-    view = TranscriptView(queries.transcript_lines(db, episode_id) if transcript else [])
+    # chapter starts are topic shifts: a paragraph starts at each
+    view = ReadingView(load_segments(db, episode_id) if transcript else [],
+                       [chapter["start"] for chapter in details.chapters])
     start_at = params.parse_time(request.args.get("t"))
-    current_index = view.index_at(start_at)
+    takeaways = [{**item, **takeaway_parts(item["text"])} for item in details.takeaways]
     return render_template(
         "episode.html",
         episode=row,
         guests=details.guests,
         hosts=details.hosts,
-        notes=clean_notes(row["notes_html"] or row["description"]),
-        takeaways=details.takeaways,
+        notes=trim_notes(clean_notes(row["notes_html"] or row["description"]), details.takeaways),
+        takeaways=takeaways,
         chapters=details.chapters,
+        soundbites=soundbites(db, episode_id),
+        artwork=artwork(db, row),
         transcript=transcript,
-        lines=view.lines,
-        transcript_html=view.html(current_index),
+        has_transcript=bool(view),
+        transcript_html=view.html(start_at),
         anchor_for=view.anchor_for,
         start_at=start_at,
         audio=audio_source(db, row),

@@ -1,0 +1,89 @@
+"""How Datacast Episode 70's page reads in a real browser (issue 14): at 1280 and 390 px, how many screens down
+the transcript starts, and for every takeaway's time link: how far the page scrolls when it is clicked (the
+jump), where the moment's sentence lands (its top as a fraction of the window below the sticky player bar), and
+whether playback is within a second of the takeaway.
+
+The archive is bench/out/datacast.db (the real pipeline's, see bench/datacast_sections.py; copied, never
+changed), served on loopback with the fake embedder; Debian's headless chromium.
+
+Run:  .venv/bin/python bench/episode_reading.py
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from screenshots import CHROMIUM, CHROMIUM_ARGS, start_site  # noqa: E402
+
+AUDIO = "document.getElementById('player-audio')"
+SIZES = {"1280 px": {"width": 1280, "height": 800}, "390 px": {"width": 390, "height": 844}}
+
+
+def measure(base: str, episode_id: int) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for name, viewport in SIZES.items():
+            context = browser.new_context(viewport=viewport, is_mobile=viewport["width"] < 500)
+            page = context.new_page()
+            page.goto(f"{base}/episodes/{episode_id}")
+            page.wait_for_function(f"{AUDIO}.readyState >= 1")
+            transcript_top = page.evaluate("document.getElementById('transcript').getBoundingClientRect().top")
+            page_height = page.evaluate("document.documentElement.scrollHeight")
+            print(f"{name}: transcript starts {transcript_top / viewport['height']:.1f} screens down; "
+                  f"page {page_height / viewport['height']:.1f} screens long")
+            links = page.locator(".takeaway a.timecode")
+            jumps, lands, offsets = [], [], []
+            for index in range(links.count()):
+                link = links.nth(index)
+                link.scroll_into_view_if_needed()
+                start = float(link.get_attribute("data-t"))
+                before = page.evaluate("window.scrollY")
+                link.click()
+                page.wait_for_function(f"Math.abs({AUDIO}.currentTime - {start}) <= 1", timeout=15000)
+                page.evaluate(f"{AUDIO}.pause()")
+                page.wait_for_timeout(900)
+                after, top, bar = page.evaluate(
+                    "[window.scrollY, document.querySelector('#transcript .s.is-current').getBoundingClientRect().top,"
+                    " document.getElementById('episode-bar').getBoundingClientRect().bottom]")
+                offsets.append(abs(page.evaluate(f"{AUDIO}.currentTime") - start))
+                jumps.append(after - before)
+                lands.append((top - bar) / (viewport["height"] - bar))
+            print(f"  {len(jumps)} takeaways: page jump per click max {max(abs(j) for j in jumps):.0f} px "
+                  f"(screen {viewport['height']} px), mean {sum(abs(j) for j in jumps) / len(jumps):.0f} px; "
+                  f"sentence lands at {min(lands):.2f}..{max(lands):.2f} of the window below the bar; "
+                  f"playback off by at most {max(offsets):.2f} s")
+            context.close()
+        browser.close()
+
+
+def main() -> None:
+    from archive.db import open_db
+    from datacast_sections import ARCHIVE, build
+
+    if not ARCHIVE.exists():
+        build().conn.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        db_path = Path(tmp) / "archive.db"
+        source = open_db(ARCHIVE)
+        source.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        source.conn.close()
+        shutil.copy(ARCHIVE, db_path)
+        db = open_db(db_path)
+        episode_id = next(db.query("SELECT id FROM episodes ORDER BY id LIMIT 1"))["id"]
+        db.conn.close()
+        base, server = start_site(db_path, "fake")
+        measure(base, episode_id)
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
