@@ -87,7 +87,10 @@ class SearchTuning:
     # whose best candidate also has some of the query's words passes at `floor_worded`: a paraphrase in a small
     # archive (tests/test_search.py's "university teacher turned independent advisor", 0.364) is about what
     # it finds, where keyboard mash and off-topic queries (bench/queries_offtopic.json) mostly have no word in
-    # their best candidate; it costs one of 26 off-topic tuning queries (bench/search_floor.py). None: no
+    # their best candidate. 0.28, not 0.35: on Datacast Episode 70 (bench/datacast_sections.py, questions never
+    # used here), Whisper's transcript of synthetic speech gives real questions best cosines of 0.30-0.33 ("writing
+    # a book for Manning"), which 0.35 emptied; 0.28 lets 5 more of the 60 off-topic (query, archive) pairs
+    # through (bench/search_floor.py). None: no
     # floor (the bench's "before"). Cosines are the model's own: the thresholds hold for the `floor_models` they
     # were calibrated on; with any other embedder (a test's fake, a model a site chose) there is no cosine floor,
     # and a query none of whose words occurs in the archive finds nothing. Keyword mode embeds nothing: it keeps
@@ -95,7 +98,7 @@ class SearchTuning:
     floor_query: float | None = 0.42
     floor_moment: float | None = 0.30
     floor_some_words: float | None = 0.10
-    floor_worded: float | None = 0.35
+    floor_worded: float | None = 0.28
     floor_models: tuple[str, ...] = ("all-MiniLM-L6-v2",)
 
     def calibrated(self, model: str | None) -> bool:

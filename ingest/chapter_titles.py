@@ -93,7 +93,7 @@ class NounPhraseTitler:
         if nlp is None:
             return None
         flat = [text for passages in segment_passages for text in passages]
-        docs = iter(nlp.pipe(flat, batch_size=64))
+        docs = iter(nlp.pipe(flat, batch_size=256))
         per_segment = [[_candidates(next(docs)) for _ in passages] for passages in segment_passages]
         return rank_phrases(per_segment, [sum(len(t.split()) for t in p) for p in segment_passages],
                             embedder, centroids, top)

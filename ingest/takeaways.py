@@ -186,7 +186,7 @@ class TakeawayOptions:
     seconds_per_takeaway: float = 45.0  # a point takes a passage's worth of talk or more: short episodes get fewer
     max_takeaways: int = 12  # the most the length alone earns; each topic segment still gets one
     passages_per_pick: int = 3  # only the most informative sentences of a pick's most central passages are
-    sentences_per_pick: int | None = 6  # embedded and scored (None: all of those passages' sentences)
+    sentences_per_pick: int | None = 3  # embedded and scored (None: all of those passages' sentences)
     topics: TopicOptions = field(default_factory=TopicOptions)
     llm: LLMOptions | None = None
 
@@ -384,13 +384,15 @@ def offline_takeaways(passages: list[Passage], vectors: np.ndarray, embedder, ho
                                       centroid, options.min_words)
             bests.append(indices[int(np.argmax(scores))])
     chosen: list[tuple[str, float, float]] = []  # text, start, end
+    spans: list[tuple[int, int]] = []  # the passages each takeaway was said in
     taken = -1  # the last sentence of the takeaway before
     for n, best in enumerate(bests):
         following = bests[n + 1] if n + 1 < len(bests) else len(statements)
         first, taken = _expand(statements, best, options.max_words, options.min_words, (taken + 1, following))
         said = statements[first:taken + 1]
         chosen.append((" ".join(s.text for s in said), said[0].start, said[-1].end))
-    titles = _titles([text for text, _, _ in chosen], passages, vectors, embedder)
+        spans.append((said[0].passage, said[-1].passage))
+    titles = _titles([text for text, _, _ in chosen], spans, passages, vectors, embedder)
     return [
         Takeaway(title=phrase_title(words) or short_title(text), text=text, start=round(start, 3) if timed else None,
                  end=round(end, 3) if timed else None, source="generated")
@@ -398,13 +400,17 @@ def offline_takeaways(passages: list[Passage], vectors: np.ndarray, embedder, ho
     ]
 
 
-def _titles(texts: list[str], passages: list[Passage], vectors: np.ndarray, embedder) -> list[list[str]]:
+def _titles(texts: list[str], spans: list[tuple[int, int]], passages: list[Passage], vectors: np.ndarray,
+            embedder) -> list[list[str]]:
     """Key phrases of each takeaway's text, with the episode's passages as the background that tells what is
-    distinctive; re-ranked by closeness to the takeaway's meaning."""
+    distinctive; re-ranked by closeness to the takeaway's meaning, read from the vectors of the passages it was
+    said in (they are at hand: embedding the takeaways again would cost a model call each)."""
     if not texts:
         return []
+    vectors = np.asarray(vectors)
     groups = [[text] for text in texts] + [[p.text for p in passages]]
-    centroids = np.concatenate([embedder.embed(texts), np.asarray(vectors).mean(axis=0, keepdims=True)])
+    meanings = [vectors[first:last + 1].mean(axis=0) for first, last in spans]
+    centroids = np.concatenate([np.stack(meanings), vectors.mean(axis=0, keepdims=True)])
     return keyphrases(groups, embedder=embedder, centroids=centroids)[:len(texts)]
 
 
