@@ -179,7 +179,9 @@ def test_serve_starts_its_worker_and_takes_it_down(tmp_path, media):
         assert worker_processes(db_path)
     finally:
         server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
+        # serve gives its worker 10 s after SIGTERM, then kills it; on a fresh install the worker may be exporting
+        # the embedding model to ONNX with every core at that moment, which slows everything else on 2 cores
+        server.wait(timeout=90)
     deadline = time.monotonic() + 15
     while worker_processes(db_path) and time.monotonic() < deadline:
         time.sleep(0.2)
