@@ -4,7 +4,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-DEMO_DB ?= podarchive.db  # the commands' own default archive, so README's examples work after `make run`
+# the commands' own default archive, so README's examples work after `make run`
+DEMO_DB ?= podarchive.db
 HOST ?= 127.0.0.1
 PORT ?= 5000
 

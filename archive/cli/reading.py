@@ -77,7 +77,8 @@ def search(query, db_path, mode, show, guest, speaker, since, until, limit, as_j
         click.echo(json.dumps([result.as_dict() for result in results], ensure_ascii=False, indent=2))
         return
     if not results:
-        click.echo("Nothing found. Try other words, or --mode semantic to search by meaning.")
+        click.echo("Nothing found. Try other words" + (", or --mode hybrid to search by meaning too."
+                                                       if mode == "keyword" else "."))
         if results.closest:
             click.echo("Closest episodes (not a match: the nearest by meaning):")
             for episode in results.closest:
