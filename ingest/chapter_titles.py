@@ -5,7 +5,7 @@ The candidates of a chapter are its noun chunks, trimmed of determiners, pronoun
 data pipeline" -> "data pipeline"), and gerund phrases ("building data pipelines": a verb's -ing form and the noun
 chunk it takes as object). They are ranked as `ingest.topics.keyphrases` ranks its word runs: TF-IDF over the
 episode's passages (a phrase used all through the episode titles no part of it), longer phrases worth more, then,
-with an embedder, re-ranked by closeness to the chapter's meaning (`topics._rerank_by_meaning`). The title is the
+with an embedder, re-ranked by closeness to the chapter's meaning (`topics.rank_by_tfidf`). The title is the
 best phrase, with the second joined by "and" when both fit in 60 characters ("Federated learning and distributed
 computing"): both are noun phrases, so the second needs none of the checks a word run does in `topics.phrase_title`
 (on 15 tuning episodes of bench/chapters_quality.py, two phrases came closer to the human titles than one or than
@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import math
 import threading
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from .topics import TITLE_STOPWORDS, _rerank_by_meaning
+from .topics import TITLE_STOPWORDS, rank_by_tfidf
 
 log = logging.getLogger(__name__)
 
@@ -116,48 +115,22 @@ def noun_phrase_title(phrases: list[str], max_chars: int = 60) -> str:
 def rank_phrases(per_segment: list[list[list[tuple[str, str]]]], words: list[int], embedder=None,
                  centroids: np.ndarray | None = None, top: int = 3, length_weight: float = 0.6) -> list[list[str]]:
     """Rank each segment's (key, surface) candidates, given passage by passage, by TF-IDF over all the passages
-    (then by meaning, with an embedder); each segment's `top` best that share no word."""
-    n_passages = sum(len(p) for p in per_segment) or 1
-    doc_freq: Counter = Counter()
-    for passages in per_segment:
-        for candidates in passages:
-            doc_freq.update({key for key, _ in candidates})
-    ranked_lists, surface_maps = [], []
-    for passages, n_words in zip(per_segment, words):
-        counts: Counter = Counter()
-        surfaces: dict[str, Counter] = {}
-        for candidates in passages:
-            for key, surface in candidates:
-                counts[key] += 1
-                surfaces.setdefault(key, Counter())[surface] += 1
-        min_count = 2 if n_words > 150 else 1
-        scored = []
-        for key, count in counts.items():
-            if count < min_count:
-                continue
-            idf = math.log(n_passages / doc_freq[key]) + 1
-            size = key.count(" ") + 1 if count > 1 else 1
-            scored.append((count * idf * (1 + length_weight * (size - 1)), key))
-        scored.sort(key=lambda item: (-item[0], item[1]))
-        ranked_lists.append(scored)
-        surface_maps.append(surfaces)
-    if embedder is not None and centroids is not None:
-        ranked = _rerank_by_meaning(ranked_lists, np.asarray(centroids, dtype=np.float32), embedder)
-    else:
-        ranked = [[key for _, key in scored] for scored in ranked_lists]
-    out = []
-    for keys, surfaces in zip(ranked, surface_maps):
-        chosen: list[str] = []
-        used: set[str] = set()
-        for key in keys:
-            if set(key.split()) & used:
-                continue
-            chosen.append(max(surfaces[key].items(), key=lambda item: (item[1], item[0]))[0])
-            used |= set(key.split())
-            if len(chosen) == top:
-                break
-        out.append(chosen)
-    return out
+    (then by meaning, with an embedder); each segment's `top` best that share no word (`topics.rank_by_tfidf`),
+    each in its most common spelling."""
+    counted = [[(Counter(key for key, _ in candidates), _spellings(candidates)) for candidates in passages]
+               for passages in per_segment]
+    return rank_by_tfidf(counted, words, top, embedder, centroids, length_weight, display=_most_common)
+
+
+def _spellings(candidates: list[tuple[str, str]]) -> dict[str, Counter]:
+    spellings: dict[str, Counter] = {}
+    for key, surface in candidates:
+        spellings.setdefault(key, Counter())[surface] += 1
+    return spellings
+
+
+def _most_common(spellings: Counter) -> str:
+    return max(spellings.items(), key=lambda item: (item[1], item[0]))[0]
 
 
 def _content(token) -> bool:

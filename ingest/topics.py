@@ -197,28 +197,38 @@ def keyphrases(segment_passages: list[list[str]], top: int = 3, embedder=None,
     what it repeats. A phrase sharing a word with a chosen one is skipped.
     """
     passage_counts = [[_phrase_counts(text) for text in passages] for passages in segment_passages]
+    words = [sum(len(text.split()) for text in passages) for passages in segment_passages]
+    return rank_by_tfidf(passage_counts, words, top, embedder, centroids)
+
+
+def rank_by_tfidf(passage_counts: list[list[tuple[Counter, dict[str, Counter]]]], words: list[int], top: int = 3,
+                  embedder=None, centroids: np.ndarray | None = None, length_weight: float = 0.6,
+                  display=None) -> list[list[str]]:
+    """Each segment's `top` best phrases that share no word, from its passages' (phrase counts, phrase -> spelling
+    counts): TF-IDF over all the passages (a phrase seen once in a segment of over 150 words is ignored; longer
+    phrases weigh `length_weight` more per word), then, with an embedder and the segments' centroids, re-ranked by
+    meaning. `display(spellings)` picks the spelling shown (default `_display_form`)."""
     n_passages = sum(len(p) for p in passage_counts) or 1
     doc_freq: Counter = Counter()
     for passages in passage_counts:
         for counts, _ in passages:
             doc_freq.update(counts.keys())
     ranked_lists, surface_maps = [], []
-    for index, passages in enumerate(passage_counts):
+    for passages, n_words in zip(passage_counts, words):
         counts: Counter = Counter()
         surfaces: dict[str, Counter] = {}
         for passage_count, passage_surfaces in passages:
             counts.update(passage_count)
             for key, forms in passage_surfaces.items():
                 surfaces.setdefault(key, Counter()).update(forms)
-        words = sum(len(text.split()) for text in segment_passages[index])
-        min_count = 2 if words > 150 else 1
+        min_count = 2 if n_words > 150 else 1
         scored = []
         for key, count in counts.items():
             if count < min_count:
                 continue
             idf = math.log(n_passages / doc_freq[key]) + 1
             size = key.count(" ") + 1 if count > 1 else 1  # a phrase said once is no better for being long
-            scored.append((count * idf * (1 + 0.6 * (size - 1)), key))
+            scored.append((count * idf * (1 + length_weight * (size - 1)), key))
         scored.sort(key=lambda item: (-item[0], item[1]))
         ranked_lists.append(scored)
         surface_maps.append(surfaces)
@@ -226,7 +236,7 @@ def keyphrases(segment_passages: list[list[str]], top: int = 3, embedder=None,
         ranked = _rerank_by_meaning(ranked_lists, np.asarray(centroids, dtype=np.float32), embedder)
     else:
         ranked = [[key for _, key in scored] for scored in ranked_lists]
-    return [_distinct(keys, surfaces, top) for keys, surfaces in zip(ranked, surface_maps)]
+    return [_distinct(keys, surfaces, top, display or _display_form) for keys, surfaces in zip(ranked, surface_maps)]
 
 
 def _phrase_counts(text: str) -> tuple[Counter, dict[str, Counter]]:
@@ -277,14 +287,14 @@ def _mmr_order(matrix: np.ndarray, relevance: np.ndarray, diversity: float) -> l
     return order
 
 
-def _distinct(ranked: list[str], surfaces: dict[str, Counter], top: int) -> list[str]:
+def _distinct(ranked: list[str], surfaces: dict[str, Counter], top: int, display=None) -> list[str]:
     chosen: list[str] = []
     used: set[str] = set()
     for key in ranked:
         words = set(key.split())
         if words & used:
             continue
-        chosen.append(_display_form(surfaces[key]))
+        chosen.append((display or _display_form)(surfaces[key]))
         used |= words
         if len(chosen) == top:
             break
