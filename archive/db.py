@@ -593,3 +593,29 @@ def m014_speaker_labels(db):
         );
         """,
     )
+
+
+@migration
+def m015_artwork(db):
+    """Show and episode artwork, downloaded at ingest under the trust rules and served by the site itself
+    (ingest/artwork.py): a page never loads an image from the feed's host, which would tell that host who reads.
+    What is stored is re-encoded (bounded size, no metadata), never the stranger's bytes."""
+    run_script(
+        db,
+        """
+        CREATE TABLE artwork (
+            url TEXT PRIMARY KEY,                   -- as the feed names it (shows.image, episodes.image)
+            sha256 TEXT,                            -- of the stored image; NULL until one is stored
+            content_type TEXT,                      -- image/jpeg or image/png
+            width INTEGER,
+            height INTEGER,
+            data BLOB,
+            source_sha256 TEXT,                     -- of the bytes the feed's host sent
+            fetched_at TEXT,
+            error TEXT,                             -- why the last attempt failed; NULL once stored
+            retry INTEGER NOT NULL DEFAULT 0,       -- 1: the failure may pass (network, 5xx): try on the next run
+            attempts INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX artwork_by_sha256 ON artwork(sha256);
+        """,
+    )

@@ -147,3 +147,7 @@ class UploadTooLargeError(UploadError):
 class CorrectionError(PodarchiveError):
     """A transcript correction could not be made or undone: an empty line, text not found, a line changed since
     the correction to undo, a correction that lapsed."""
+
+
+class ArtworkError(PodarchiveError):
+    """A feed's artwork could not be fetched, or is not an image the archive will keep."""

@@ -15,6 +15,8 @@ releases pin older `transformers` than this project's.
 from __future__ import annotations
 
 import hashlib
+import importlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -38,6 +40,12 @@ CHECK_TEXTS = (
     "and a third one, of middling length, in the same batch",
 )
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+REFERENCE_FILE = "reference.json"  # the model's own vectors of REFERENCE_TEXTS, beside the export
+REFERENCE_TEXTS = (
+    *CHECK_TEXTS,
+    "Capitals, ACCENTS (café, naïve, Ångström), digits 1984 & punctuation: does the tokenizer normalise them?",
+    "one text longer than the model's window, which must be cut where the model cuts it " * 24,
+)
 
 
 def cache_root() -> Path:
@@ -51,16 +59,62 @@ def cache_root() -> Path:
 
 def export_key(location: str, backend: str = "onnx") -> str:
     """A digest of what the export depends on: the model folder's files (name, size, mtime), the format, and the
-    torch and transformers versions. A changed model or library makes a new export."""
-    import torch
-    import transformers
-
+    torch and transformers versions. A changed model or library makes a new export. Imports neither library (the
+    versions are their installed distributions'), so a process that only runs the export can find it."""
     folder = Path(location)
     files = sorted((str(p.relative_to(folder)), p.stat().st_size, int(p.stat().st_mtime))
                    for p in folder.rglob("*") if p.is_file() and "onnx" not in p.parts) if folder.is_dir() else []
-    parts = [str(folder.resolve()) if folder.is_dir() else location, files, backend, torch.__version__,
-             transformers.__version__]
+    parts = [str(folder.resolve()) if folder.is_dir() else location, files, backend, _version("torch"),
+             _version("transformers")]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def _version(library: str) -> str:
+    """The installed version of `library` (the same string as its `__version__`), without importing it."""
+    try:
+        return importlib.metadata.version(library)
+    except importlib.metadata.PackageNotFoundError:
+        return importlib.import_module(library).__version__
+
+
+def export_path(location: str, label: str = "model", cache: Path | None = None) -> Path:
+    """Where the export of the model at `location` is (or goes): `cache`/<label>-<export_key>/model.onnx."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "model"
+    return (cache or cache_root()) / f"{slug}-{export_key(location)}" / "model.onnx"
+
+
+def write_reference(model, folder: Path) -> None:
+    """Store the model's own vectors of REFERENCE_TEXTS in `folder`/REFERENCE_FILE (kept when it already holds
+    them, to TOLERANCE): a process that runs the export without the model (archive/light_query_encoder.py)
+    checks itself against them. A cache it cannot write to only costs that process its shortcut."""
+    temporary = None
+    try:
+        vectors = model.encode(list(REFERENCE_TEXTS), normalize_embeddings=True, convert_to_numpy=True,
+                               show_progress_bar=False).astype(np.float32)
+        stored = read_reference(folder)
+        if stored is not None and stored[0] == list(REFERENCE_TEXTS) and stored[1].shape == vectors.shape \
+                and np.abs(stored[1] - vectors).max() <= TOLERANCE:
+            return
+        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".json.part")
+        with os.fdopen(handle, "w") as out:
+            json.dump({"texts": list(REFERENCE_TEXTS), "vectors": vectors.tolist()}, out)
+        os.replace(temporary, folder / REFERENCE_FILE)
+    except Exception as exc:  # noqa: BLE001 - the export itself is fine: only the shortcut is lost
+        log.info("cannot store the embedding model's reference vectors in %s (%s)", folder, exc)
+    finally:
+        if temporary:
+            Path(temporary).unlink(missing_ok=True)
+
+
+def read_reference(folder: Path) -> tuple[list[str], np.ndarray] | None:
+    """(texts, the model's float32 vectors of them) from `folder`/REFERENCE_FILE; None when missing or unreadable."""
+    try:
+        stored = json.loads((folder / REFERENCE_FILE).read_text())
+        texts, vectors = [str(text) for text in stored["texts"]], np.asarray(stored["vectors"], dtype=np.float32)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.debug("no reference vectors in %s (%s)", folder, exc)
+        return None
+    return (texts, vectors) if vectors.ndim == 2 and len(texts) == len(vectors) else None
 
 
 def _tokenize(model, texts: list[str]) -> dict:
@@ -135,14 +189,16 @@ class OnnxEncoder:
 
     @classmethod
     def build(cls, model, location: str, cache: Path | None = None, threads: int | None = None,
-              label: str = "model", runtime: str = "onnx") -> OnnxEncoder | None:
-        """Load (exporting first when the cache has none: into `cache`/<label>-<export_key>/) and check against
-        `model`; None when the export or the check fails (the caller then uses the model itself)."""
+              label: str = "model", runtime: str = "onnx", make: bool = True) -> OnnxEncoder | None:
+        """Load (exporting first when the cache has none and `make`: into `cache`/<label>-<export_key>/) and check
+        against `model`; None when the export or the check fails (the caller then uses the model itself). A
+        checked export gets the model's reference vectors beside it (`write_reference`)."""
         try:
             import torch
 
-            slug = re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "model"
-            path = (cache or cache_root()) / f"{slug}-{export_key(location)}" / "model.onnx"
+            path = export_path(location, label, cache)
+            if not path.exists() and not make:
+                return None
             if not path.exists():
                 log.info("exporting the embedding model to ONNX in %s (once)", path.parent)
                 export(model, path)
@@ -154,6 +210,7 @@ class OnnxEncoder:
             got = np.concatenate([encoder.encode(list(CHECK_TEXTS)), encoder.encode([CHECK_TEXTS[1]])])
             expected = np.concatenate([expected, expected[1:2]])
             if got.shape == expected.shape and np.abs(got - expected).max() <= TOLERANCE:
+                write_reference(model, path.parent)
                 return encoder
             log.warning("the embedding model run by %s differs from the model (by %.1e); using torch", runtime,
                         float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf"))

@@ -41,6 +41,7 @@ def archive_status(db: sqlite_utils.Database) -> dict:
             "last_error": show["last_error"],
             "last_error_at": show["last_error_at"],
             "tasks": show_task_counts(db, show["id"]),
+            "artwork": artwork_counts(db, show["id"]),
         })
     failures = list(db.query(
         """SELECT sh.title AS show, e.guid, e.title AS episode_title, s.stage, s.attempts, s.last_error AS error,
@@ -49,3 +50,17 @@ def archive_status(db: sqlite_utils.Database) -> dict:
            WHERE s.state = 'failed' ORDER BY sh.title, e.guid, s.stage"""
     ))
     return {"shows": shows, "failures": failures, "workers": worker_throughput(db)}
+
+
+def artwork_counts(db: sqlite_utils.Database, show_id: int) -> dict:
+    """The show's and its episodes' artwork (ingest/artwork.py): how many images are stored, how many could not
+    be, and the latest reason one could not."""
+    urls = """SELECT image FROM shows WHERE id = :show UNION SELECT image FROM episodes WHERE show_id = :show"""
+    stored, failed = db.execute(
+        f"SELECT SUM(sha256 IS NOT NULL), SUM(sha256 IS NULL) FROM artwork WHERE url IN ({urls})",
+        {"show": show_id}).fetchone()
+    latest = db.execute(
+        f"SELECT url, error FROM artwork WHERE sha256 IS NULL AND url IN ({urls}) ORDER BY fetched_at DESC LIMIT 1",
+        {"show": show_id}).fetchone()
+    return {"stored": stored or 0, "failed": failed or 0,
+            "last_error": f"{latest[0]}: {latest[1]}" if latest else None}

@@ -194,9 +194,15 @@ def anchor_second(paragraphs: list[Paragraph], seconds: float | None) -> int | N
     """The whole second a link to `seconds` names, kept within the anchored range (None without a transcript)."""
     if seconds is None or not paragraphs:
         return None
+    return min(max(0, int(seconds)), last_anchor(paragraphs))
+
+
+def last_anchor(paragraphs: list[Paragraph]) -> int | None:
+    """The last whole second with an anchor (None without a transcript): links to later times land there."""
+    if not paragraphs:
+        return None
     last = paragraphs[-1].sentences[-1]
-    highest = last.anchors[-1] if last.anchors else int(last.start)
-    return min(max(0, int(seconds)), highest)
+    return last.anchors[-1] if last.anchors else int(last.start)
 
 
 def sentence_at(paragraphs: list[Paragraph], seconds: float) -> tuple[int, int] | None:

@@ -55,15 +55,23 @@ def save_transcript(db: sqlite_utils.Database, episode_id: int, segments: Iterab
     return transcript_id
 
 
-def load_segments(db: sqlite_utils.Database, episode_id: int) -> list[Segment]:
-    """The episode's transcript segments in order; an empty list when it has no transcript."""
-    rows = db.execute(
-        """SELECT s.start, s.end, s.text, s.speaker, s.words FROM segments s
+def segment_rows(db: sqlite_utils.Database, episode_id: int) -> list[tuple]:
+    """The episode's stored lines in order, as (transcript id, start, end, text, speaker, words JSON)."""
+    return db.execute(
+        """SELECT s.transcript_id, s.start, s.end, s.text, s.speaker, s.words FROM segments s
            JOIN transcripts t ON t.id = s.transcript_id
            WHERE t.episode_id = ? ORDER BY s.idx""",
         [episode_id],
     ).fetchall()
-    return [Segment(start, end, text, speaker, decode_words(words)) for start, end, text, speaker, words in rows]
+
+
+def segments_from_rows(rows: list[tuple]) -> list[Segment]:
+    return [Segment(start, end, text, speaker, decode_words(words)) for _, start, end, text, speaker, words in rows]
+
+
+def load_segments(db: sqlite_utils.Database, episode_id: int) -> list[Segment]:
+    """The episode's transcript segments in order; an empty list when it has no transcript."""
+    return segments_from_rows(segment_rows(db, episode_id))
 
 
 def encode_words(words: list[Word] | None) -> str | None:

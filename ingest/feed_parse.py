@@ -17,6 +17,7 @@ import feedparser
 from archive.errors import FeedParseError
 from archive.records import PersonRef, TranscriptLink
 from ingest.feed_values import (
+    fetchable_url,
     first_positive_int,
     html_to_text,
     iso_date,
@@ -164,7 +165,7 @@ def _show(feed, raw: RawFeed, base_url: str) -> ShowInfo:
         description=tidy_feed_text(feed.get("subtitle") or feed.get("summary")),
         language=tidy_feed_text(feed.get("language")),
         author=tidy_feed_text((feed.get("author_detail") or {}).get("name") or feed.get("author")),
-        image=web_url(base_url, image),
+        image=fetchable_url(base_url, image),
         podcast_guid=raw.podcast_guid,
         people=raw.people,
     )
@@ -201,7 +202,7 @@ def _episode(entry, raw: RawItem, base_url: str) -> EpisodeInfo:
         enclosure_url=enclosure.url,
         enclosure_type=enclosure.type,
         enclosure_length=enclosure.length,
-        image=web_url(base_url, _episode_image(entry)),
+        image=fetchable_url(base_url, _episode_image(entry)),
         chapters_url=resolve_url(base_url, chapters[0]) if chapters else None,
         chapters_type=chapters[1] if chapters else None,
         transcripts=raw.transcripts or _feedparser_transcripts(entry, base_url),

@@ -94,6 +94,14 @@ def web_url(base_url: str, url) -> str | None:
     return resolved if resolved and trust.is_http_url(resolved) else None
 
 
+def fetchable_url(base_url: str, url) -> str | None:
+    """A URL the archive may fetch (artwork): an http(s) URL, or a file: URL (a local feed's own folder; the trust
+    rules decide at fetch time whether it may be read). Anything else is dropped here. Re-published only through
+    `archive.sanitize.public_url`, which keeps http(s) alone."""
+    resolved = resolve_url(base_url, url)
+    return resolved if resolved and (trust.is_http_url(resolved) or trust.is_file_url(resolved)) else None
+
+
 def url_basename(url: str) -> str | None:
     name = posixpath.basename(unquote(urlsplit(url).path))
     return posixpath.splitext(name)[0] or None

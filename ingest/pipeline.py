@@ -65,6 +65,8 @@ class IngestReport:
     episodes_unchanged: int = 0
     transcripts_made: int = 0
     transcripts_skipped: int = 0
+    artwork_stored: int = 0
+    artwork_failed: int = 0  # not failures of the ingest: a page without its image (why: `artwork.error`)
     failures: list[Failure] = field(default_factory=list)
     index: object | None = None
 
@@ -107,6 +109,7 @@ class Pipeline:
             if show_id is not None:
                 show_ids.append(show_id)
         if not self.options.metadata_only:
+            self.artwork_stage(show_ids)
             self.process_episodes(self.episode_ids(show_ids))
             if self.options.index:
                 self.build_index()
@@ -165,6 +168,17 @@ class Pipeline:
         marks = ",".join("?" * len(show_ids))
         sql = f"SELECT id FROM episodes WHERE show_id IN ({marks}) ORDER BY show_id, published IS NULL, published, id"
         return [row[0] for row in self.db.execute(sql, show_ids).fetchall()]
+
+    def artwork_stage(self, show_ids: list[int]) -> None:
+        """Fetch the shows' and episodes' artwork for the site to serve (ingest/artwork.py); never fails a run."""
+        from .artwork import store_artwork
+
+        def policy_for(show_id: int):
+            return self.policy({"show_id": show_id})
+
+        stored = store_artwork(self.db, show_ids, self.client, policy_for)
+        self.report.artwork_stored += stored.stored
+        self.report.artwork_failed += stored.failed
 
     # -- episodes ------------------------------------------------------------------------------------------
 

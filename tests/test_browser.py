@@ -4,7 +4,9 @@ The archive holds Datacast episode 70 (11 minutes of real audio) with its audio 
 seekable) and its enclosure on a second local server, indexed for search with the fake embedder. Its transcript
 is the read text timed by length (tests/web_fixtures.py `datacast_archive`); here each line also gets word
 timings spread over it the same way (the fixture has none; Whisper's would come from the audio), so the page's
-word highlight has something to follow, and three takeaways at known moments.
+word highlight has something to follow, and three takeaways at known moments. A second episode has the same audio
+and transcript without word timings (as Whisper's are by default, and a feed's always), whose words the player
+estimates.
 """
 
 from __future__ import annotations
@@ -69,6 +71,11 @@ def site(tmp_path_factory):
         for idx, line in enumerate(archive["lines"]):
             db.execute("UPDATE segments SET words = ? WHERE idx = ? AND transcript_id = (SELECT id FROM "
                        "transcripts WHERE episode_id = ?)", [encode_words(spread_words(line)), idx, archive["episode"]])
+        build = ArchiveBuilder(db)
+        archive["untimed"] = build.episode(archive["show"], "datacast-070-untimed", "Episode 70, no word timings",
+                                           duration=702.0, enclosure_type="audio/mpeg")
+        build.audio(archive["untimed"], DATACAST / "episode-070.mp3", f"{media_base}/episode-070.mp3")
+        build.transcript(archive["untimed"], archive["lines"], source="whisper", fmt="whisper", model="tiny.en")
     db.conn.close()
     base, server = start_server(make_app(path, TESTING=False))
     yield base, archive
@@ -169,6 +176,51 @@ def test_clicking_a_transcript_line_moves_playback_there(page, site):
     assert "is-current" not in sentence.get_attribute("class")
 
 
+def test_without_word_timings_the_spoken_word_is_estimated_and_highlighted(page, site):
+    base, archive = site
+    page.goto(f"{base}/episodes/{archive['untimed']}")
+    page.wait_for_function(f"{AUDIO}.readyState >= 1")
+    assert page.locator("#transcript .w").count() == 0, "the page's HTML has no word spans"
+    texts = page.evaluate("Array.from(document.querySelectorAll('#transcript .s')).map(s => s.innerHTML)")
+    paragraph = page.locator("#transcript .para").nth(8)
+    link = paragraph.locator("a.timecode")
+    start = float(link.get_attribute("data-t"))
+    link.click()
+    page.wait_for_function(f"!{AUDIO}.paused && {AUDIO}.currentTime > {start} + 1.5", timeout=15000)
+    playing = page.evaluate(f"""() => {{
+        const now = {AUDIO}.currentTime, sentence = document.querySelector('#transcript .s.is-current');
+        const words = Array.from(document.querySelectorAll('#transcript .w.is-current'));
+        return {{now, paused: {AUDIO}.paused, count: words.length, inside: words.length === 1 && sentence.contains(words[0]),
+                estimated: words.length === 1 && words[0].classList.contains('w-est'),
+                start: words.length === 1 ? parseFloat(words[0].dataset.start) : null}};
+    }}""")
+    assert not playing["paused"] and playing["count"] == 1 and playing["inside"] and playing["estimated"]
+    assert playing["start"] <= playing["now"] + 0.05 and playing["now"] - playing["start"] < 2
+    # at a known time, the word is the one whose start (interpolated by character position across the
+    # sentence's time, as the server does for untimed words) is the last at or before it
+    page.evaluate(f"{AUDIO}.pause()")
+    sentence = page.locator("#transcript .s.is-current")
+    s_start, s_end = float(sentence.get_attribute("data-start")), float(sentence.get_attribute("data-end"))
+    words = sentence.inner_text().split()
+    total = sum(len(word) for word in words) + len(words) - 1
+    offsets = [sum(len(word) + 1 for word in words[:k]) for k in range(len(words))]
+    expected = [s_start + (s_end - s_start) * offset / total for offset in offsets]
+    assert [round(float(t), 3) for t in sentence.locator(".w-est").evaluate_all(
+        "ws => ws.map(w => w.dataset.start)")] == [round(t, 3) for t in expected]
+    k = len(words) * 2 // 3
+    page.evaluate(f"{AUDIO}.currentTime = {(expected[k] + expected[k + 1]) / 2}")
+    page.wait_for_function("document.querySelector('#transcript .s.is-current .w.is-current') && "
+                           f"document.querySelector('#transcript .s.is-current .w.is-current').dataset.start === "
+                           f"{expected[k]:.3f}.toFixed(3)")
+    assert page.locator("#transcript .w.is-current").count() == 1
+    # wrapped lazily, only the sentences that have been current; their text and markup otherwise unchanged
+    wrapped = page.evaluate("Array.from(document.querySelectorAll('#transcript .s')).filter(s => s.querySelector('.w-est')).length")
+    assert 1 <= wrapped <= 4, wrapped
+    after = page.evaluate("Array.from(document.querySelectorAll('#transcript .s')).map(s => "
+                          "s.innerHTML.replace(/<span class=\"w w-est( is-current)?\" data-start=\"[0-9.]+\">([^<]*)<\\/span>/g, '$2'))")
+    assert after == texts
+
+
 def test_chapter_and_share_this_moment(page, site):
     base, archive = site
     page.goto(f"{base}/episodes/{archive['episode']}")
@@ -236,6 +288,27 @@ def in_view(page, selector: str) -> bool:
     }""", selector)
 
 
+def assert_caption_shows_the_current_sentence(page):
+    """The caption is on screen inside the sticky bar, its text is the transcript's current sentence, and its
+    highlighted word is the transcript's current word, within the caption's visible lines."""
+    state = page.evaluate("""() => {
+        const caption = document.getElementById('now-playing'), box = document.getElementById('now-playing-text');
+        const bar = document.getElementById('episode-bar').getBoundingClientRect(), r = caption.getBoundingClientRect();
+        const sentence = document.querySelector('#transcript .s.is-current');
+        const word = box.querySelector('.w.is-current'), spoken = sentence.querySelector('.w.is-current');
+        const b = box.getBoundingClientRect(), w = word ? word.getBoundingClientRect() : null;
+        return {top: r.top, bottom: r.bottom, barTop: bar.top, barBottom: bar.bottom, height: window.innerHeight,
+                live: caption.getAttribute('aria-live'), text: box.textContent, sentence: sentence.textContent,
+                word: word && word.textContent, spoken: spoken && spoken.textContent,
+                wordShown: !!w && w.top >= b.top - 1 && w.bottom <= b.bottom + 1, ids: box.querySelectorAll('[id]').length};
+    }""")
+    assert 0 <= state["barTop"] <= state["top"] and state["bottom"] <= min(state["barBottom"], state["height"])
+    assert state["barBottom"] - state["barTop"] < state["height"] / 4, "the bar with its caption stays small"
+    assert " ".join(state["text"].split()) == " ".join(state["sentence"].split()) and state["text"].strip()
+    assert state["word"] and state["word"] == state["spoken"] and state["wordShown"], state
+    assert state["live"] in (None, "off", "polite") and state["ids"] == 0
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_a_takeaway_plays_its_moment_and_brings_its_paragraph_into_view_without_a_long_jump(browser, site, size):
     base, archive = site
@@ -254,9 +327,19 @@ def test_a_takeaway_plays_its_moment_and_brings_its_paragraph_into_view_without_
         page.wait_for_timeout(1200)  # the smooth scroll settles
         after, height, now = page.evaluate(f"[window.scrollY, window.innerHeight, {AUDIO}.currentTime]")
         assert abs(after - before) <= height, f"the page jumped {after - before} px"
-        assert in_view(page, "#transcript .s.is-current")
         current = float(page.locator("#transcript .s.is-current").get_attribute("data-start"))
         assert current <= now + 0.05 and now - current < 30
+        if size == "desktop":  # the transcript beside the takeaways: its box brings the sentence into view
+            assert page.locator("#now-playing").is_hidden()
+            assert in_view(page, "#transcript .s.is-current")
+        else:  # the reader stays at the takeaway; the sticky bar's caption shows the sentence being spoken
+            assert in_view(page, f"#takeaway-{index + 1} a.timecode"), "the clicked takeaway is still on screen"
+            assert_caption_shows_the_current_sentence(page)
+            assert page.evaluate("!document.getElementById('episode-bar').contains(document.activeElement) && "
+                                 "!document.getElementById('transcript').contains(document.activeElement)")
+            page.click("#now-playing")  # a tap on the caption goes to the sentence in the transcript
+            page.wait_for_timeout(1200)
+            assert in_view(page, "#transcript .s.is-current")
         page.locator("#takeaways").scroll_into_view_if_needed()
     # a takeaway shows its first sentence; the rest opens on request, its paragraphs kept
     first = page.locator(".takeaway").first

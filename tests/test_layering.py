@@ -23,7 +23,7 @@ from conftest import ROOT
 # The ingest stages in the order they run; each module belongs to one.
 STAGES: list[tuple[str, list[str]]] = [
     ("feed", ["ingest.sources", "ingest.opml", "ingest.feed_fetch", "ingest.feed_xml", "ingest.feed_values",
-              "ingest.podcast_namespace", "ingest.feed_parse", "ingest.feed_store"]),
+              "ingest.podcast_namespace", "ingest.feed_parse", "ingest.feed_store", "ingest.artwork"]),
     ("transcript", ["ingest.transcript_files", "ingest.audio", "ingest.transcribe", "ingest.vocabulary",
                     "ingest.diarize", "ingest.speaker_names"]),
     ("passages", ["ingest.passages"]),

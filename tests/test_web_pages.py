@@ -265,8 +265,9 @@ def test_hostile_title_survives_in_the_title_tag(client, ids):
 def test_every_route_answers(app, client, ids):
     """Each rule of the app, with real values, answers without a server error (new routes included)."""
     values = {"episode_id": ids["ep70"], "show_id": ids["datacast"], "slug": "mohamed-elgendy", "fmt": "vtt",
-              "filename": "site.css"}
+              "filename": "site.css", "digest": "0" * 64}
     expected = {"pages.episode_audio": 404,  # no stored copy of the audio in this archive
+                "pages.artwork_image": 404,  # no such image stored (served: test_artwork_is_served_by_the_site_itself)
                 "api.search": 400,  # no q
                 "corrections.transcript": 302}  # the studio's: anonymous visitors go to the login page
     for rule in app.url_map.iter_rules():
@@ -337,28 +338,48 @@ def reading(tmp_path_factory):
         {"episode_id": episode, "start": 2.4, "duration": 4.1, "title": "Why <i>biomedical</i>"},
         {"episode_id": episode, "start": 9.0, "duration": None, "title": None},
     ])
+    art = {name: store_test_artwork(db, url, colour) for name, url, colour in (
+        ("episode_art", "https://img.example.com/ep70.jpg", (200, 40, 40)),
+        ("show_art", "https://img.example.com/datacast.jpg", (40, 40, 200)))}
     db.conn.commit()
     db.conn.close()
-    return make_app(path).test_client(), {"episode": episode, "plain": plain}
+    return make_app(path).test_client(), {"episode": episode, "plain": plain, **art}
 
 
-@pytest.fixture
-def remote_images(monkeypatch):
-    """The CSP a site that shows feeds' artwork would send (img-src https:)."""
-    import archive.web
+def store_test_artwork(db, url: str, colour: tuple) -> str:
+    """Artwork as ingest/artwork.py stores it for `url`: a small image with transparency (kept as PNG)."""
+    import io
 
-    monkeypatch.setattr(archive.web, "CONTENT_SECURITY_POLICY",
-                        archive.web.CONTENT_SECURITY_POLICY.replace("img-src 'self' data:", "img-src 'self' data: https:"))
+    from PIL import Image
+
+    from ingest.artwork import prepare_artwork, save_artwork
+
+    buffer = io.BytesIO()
+    Image.new("RGBA", (40, 40), colour + (128,)).save(buffer, format="PNG")
+    prepared = prepare_artwork(buffer.getvalue())
+    save_artwork(db, url, prepared)
+    return prepared.sha256
 
 
-def test_artwork_is_offered_only_when_the_csp_lets_the_browser_load_it(reading):
+def test_artwork_is_served_by_the_site_itself(reading):
     client, ids = reading
-    response = client.get(f"/episodes/{ids['episode']}")
-    img_src = response.headers["Content-Security-Policy"].split("img-src")[1].split(";")[0].split()
-    assert ("https:" in img_src) == ("episode__art" in text(response)), "never an image the browser would refuse"
+    page = text(client.get(f"/episodes/{ids['episode']}"))
+    src = re.search(r'<img class="episode__art" src="([^"]+)"', page).group(1)
+    assert src.startswith("/artwork/") and "img.example.com" not in page.split("<main")[1]
+    image = client.get(src)
+    assert image.status_code == 200 and image.mimetype == "image/png" and image.data.startswith(b"\x89PNG")
+    assert "immutable" in image.headers["Cache-Control"] and image.headers["X-Content-Type-Options"] == "nosniff"
+    assert client.get(src, headers={"If-None-Match": image.headers["ETag"]}).status_code == 304
+    assert client.get(f"/api/episodes/{ids['episode']}").get_json()["artwork_url"].endswith(src)
+    assert client.get(f"/api/episodes/{ids['plain']}").get_json()["artwork_url"] is None  # its own is not stored
+    assert client.get("/artwork/" + "0" * 64).status_code == 404
+    assert client.get("/artwork/..%2F..%2Fetc%2Fpasswd").status_code == 404
+    # the show's artwork on its page and on the home page
+    assert 'class="show-header__art"' in text(client.get("/shows/1"))
+    assert 'class="card__art"' in text(client.get("/"))
 
 
-def test_episode_page_reads_well(reading, remote_images):
+def test_episode_page_reads_well(reading):
     client, ids = reading
     response = client.get(f"/episodes/{ids['episode']}")
     page = text(response)
@@ -386,9 +407,8 @@ def test_episode_page_reads_well(reading, remote_images):
     assert '<h2 id="soundbites-title">Soundbites</h2>' in page
     assert 'href="?t=2#t2" data-t="2.4" data-end="6.5"' in page and "Why &lt;i&gt;biomedical&lt;/i&gt;" in page
     assert "Moment at 0:09" in page
-    # artwork: the episode's own, never sending the page's address along
-    assert '<img class="episode__art" src="https://img.example.com/ep70.jpg"' in page
-    assert 'referrerpolicy="no-referrer"' in page
+    # artwork: the episode's own, as the archive stored it
+    assert f'<img class="episode__art" src="/artwork/{ids["episode_art"]}"' in page
     # the player's controls (shown by player.js) and the quick jumps
     assert 'data-skip="-15"' in page and 'data-skip="15"' in page and 'id="player-controls" hidden' in page
     assert 'id="player-speed"' in page and '<option value="1" selected>' in page
@@ -396,7 +416,7 @@ def test_episode_page_reads_well(reading, remote_images):
         assert f'href="{target}"' in page
     # the show's artwork when the episode has none that is safe
     other = text(client.get(f"/episodes/{ids['plain']}"))
-    assert '<img class="episode__art" src="https://img.example.com/datacast.jpg"' in other
+    assert f'<img class="episode__art" src="/artwork/{ids["show_art"]}"' in other
     assert "javascript:" not in other
 
 

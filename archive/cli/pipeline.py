@@ -132,6 +132,9 @@ def ingest(sources, db_path, metadata_only, model, device, compute_type, beam_si
         f"{report.feeds} feed(s), {report.feeds_not_modified} not modified; episodes: {report.episodes_new} new, "
         f"{report.episodes_changed} changed, {report.episodes_unchanged} unchanged; transcripts: "
         f"{report.transcripts_made} made, {report.transcripts_skipped} already done"
+        + (f"; artwork: {report.artwork_stored} stored" if report.artwork_stored else "")
+        + (f"; artwork: {report.artwork_failed} image(s) not available (pages show none; `podarchive status` says "
+           "why)" if report.artwork_failed else "")
     )
     if report.failures:
         click.echo(f"{len(report.failures)} failure(s):", err=True)
@@ -166,6 +169,10 @@ def status(db_path, as_json):
             on = f" (on {', '.join(tasks['running_on'])})" if tasks["running_on"] else ""
             click.echo(f"  transcription tasks: {tasks['queued']} queued, {tasks['running']} running{on}, "
                        f"{tasks['done']} done, {tasks['failed']} failed")
+        art = show["artwork"]
+        if art["stored"] or art["failed"]:
+            click.echo(f"  artwork: {art['stored']} stored" + (f", {art['failed']} not available" if art["failed"] else "")
+                       + (f" (latest: {art['last_error']})" if art["last_error"] else ""))
         if show["last_error"]:
             click.echo(f"  feed error ({show['last_error_at']}): {show['last_error']}")
     if report["workers"]:

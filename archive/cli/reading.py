@@ -58,11 +58,12 @@ def transcript(guid, db_path, show, fmt):
 def search(query, db_path, mode, show, guest, speaker, since, until, limit, as_json, embedding_model, base_url):
     """Search transcripts, takeaways, notes and guests. QUERY `-` reads one query per line from standard
     input and prints one JSON list per line (models loaded once)."""
-    from ..embeddings import SentenceTransformerEmbedder, warm_up
+    from ..embeddings import warm_up
+    from ..query_embedding import get_embedder
     from ..search import search as run_search
 
     db = open_archive(db_path, must_exist=True)
-    embedder = SentenceTransformerEmbedder(embedding_model)
+    embedder = get_embedder(embedding_model)  # the model's ONNX export without torch where it gives its vectors
     options = dict(mode=mode, show=show, guest=guest, speaker=speaker, since=since, until=until, limit=limit,
                    embedder=embedder)
     if query == "-":

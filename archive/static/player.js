@@ -1,7 +1,13 @@
-// The episode page's player: every time link plays from its moment, the sentence (and, where the transcript
-// has word timings, the word) being spoken is highlighted and kept in view inside the transcript's own scroll
-// box, ?t=SECONDS opens the page at that moment, −15 s / +15 s and a speed control sit beside the audio, a
-// soundbite plays its moment and stops, and "Share this moment" gives a link to now.
+// The episode page's player: every time link plays from its moment, the sentence and the word being spoken
+// are highlighted and kept in view inside the transcript's own scroll box, ?t=SECONDS opens the page at that
+// moment, −15 s / +15 s and a speed control sit beside the audio, a soundbite plays its moment and stops, and
+// "Share this moment" gives a link to now.
+// Words: a transcript with word timings has each word in a span with its start (.w[data-start]); a sentence
+// without them has its words wrapped here, once, when it first becomes current (.w.w-est), their starts
+// estimated by character position across the sentence's time, as archive/transcript_reading.py does.
+// Narrow screens, where the transcript sits below the takeaways: the sticky bar shows the sentence being spoken
+// as a live caption (#now-playing, its word highlighted; tap it to go to the transcript), so a takeaway, chapter
+// or soundbite plays from its moment without moving the page.
 // Everything here is an enhancement: without JavaScript the links still go to ?t=...#t... (every second of the
 // transcript has its id) and the audio element starts there through its #t= media fragment.
 (function () {
@@ -20,12 +26,18 @@
   window.addEventListener("resize", noteBarHeight);
   if (pane) pane.classList.add("is-live");  // the player highlights; the static :target highlight steps aside
   var bar = document.getElementById("episode-bar");
+  noteBarHeight();
   var sentences = Array.prototype.slice.call(document.querySelectorAll("#transcript .s[data-start]"));
   var starts = sentences.map(function (s) { return parseFloat(s.getAttribute("data-start")); });
   var chapters = Array.prototype.slice.call(document.querySelectorAll(".chapter[data-t]"));
   var chapterStarts = chapters.map(function (link) { return parseFloat(link.getAttribute("data-t")); });
   var current = sentences.indexOf(document.querySelector("#transcript .s.is-current"));
   var currentWord = null;
+  var wordLists = [];  // per sentence index, made when it first becomes current: {spans, starts}
+  var caption = document.getElementById("now-playing");
+  var captionText = document.getElementById("now-playing-text");
+  var captionWords = [];
+  var captionWord = null;
   var currentChapter = -1;
   var stopAt = null;
   var playingBite = null;
@@ -93,19 +105,97 @@
     window.scrollBy({ top: y - (top + (view - top) / 3), behavior: smooth });
   }
 
-  function highlightWord(sentence, t) {
-    var word = null;
-    if (sentence) {
-      var words = sentence.querySelectorAll(".w[data-start]");
-      for (var k = 0; k < words.length; k++) {
-        if (parseFloat(words[k].getAttribute("data-start")) <= t + 0.05) word = words[k]; else break;
-      }
+  // Sentence i's words and their starts: its timed words, else its words wrapped now with estimated starts.
+  function wordsOf(i) {
+    if (!wordLists[i]) {
+      var spans = Array.prototype.slice.call(sentences[i].querySelectorAll(".w[data-start]"));
+      if (!spans.length) spans = estimateWords(sentences[i]);
+      wordLists[i] = { spans: spans, starts: spans.map(function (w) { return parseFloat(w.getAttribute("data-start")); }) };
     }
+    return wordLists[i];
+  }
+
+  // Wrap each word of the sentence's text nodes (markup around them kept) in <span class="w w-est"
+  // data-start>, the start interpolated across data-start..data-end by the word's character offset.
+  function estimateWords(sentence) {
+    var start = parseFloat(sentence.getAttribute("data-start"));
+    var end = Math.max(start, parseFloat(sentence.getAttribute("data-end")));
+    if (!isFinite(start) || !isFinite(end)) return [];
+    var walker = document.createTreeWalker(sentence, NodeFilter.SHOW_TEXT);
+    var nodes = [], pieces = [], total = -1;
+    while (walker.nextNode()) nodes.push(walker.currentNode);
+    nodes.forEach(function (node) {
+      var parts = node.nodeValue.split(/(\s+)/);
+      parts.forEach(function (part) { if (part && part.trim()) total += part.length + 1; });
+      pieces.push(parts);
+    });
+    if (total <= 0) return [];
+    var spans = [], offset = 0;
+    nodes.forEach(function (node, n) {
+      if (!node.nodeValue.trim()) return;
+      var fragment = document.createDocumentFragment();
+      pieces[n].forEach(function (part) {
+        if (!part) return;
+        if (!part.trim()) { fragment.appendChild(document.createTextNode(part)); return; }
+        var span = document.createElement("span");
+        span.className = "w w-est";
+        span.setAttribute("data-start", (start + (end - start) * offset / total).toFixed(3));
+        span.textContent = part;
+        fragment.appendChild(span);
+        spans.push(span);
+        offset += part.length + 1;
+      });
+      node.parentNode.replaceChild(fragment, node);
+    });
+    return spans;
+  }
+
+  function highlightWord(i, t) {
+    var k = -1, words = null;
+    if (i >= 0) {
+      words = wordsOf(i);
+      k = indexAt(words.starts, t);
+    }
+    var word = k >= 0 ? words.spans[k] : null;
     if (word !== currentWord) {
       if (currentWord) currentWord.classList.remove("is-current");
       currentWord = word;
       if (word) word.classList.add("is-current");
     }
+    var shown = k >= 0 && k < captionWords.length ? captionWords[k] : null;
+    if (shown !== captionWord) {
+      if (captionWord) captionWord.classList.remove("is-current");
+      captionWord = shown;
+      if (shown) {
+        shown.classList.add("is-current");
+        // the caption shows two lines: keep the word's line in them (the line before it too, when it can)
+        var top = Math.max(0, shown.offsetTop + shown.offsetHeight - captionText.clientHeight);
+        if (Math.abs(captionText.scrollTop - top) > 1) captionText.scrollTo({ top: top, behavior: smooth });
+      }
+    }
+  }
+
+  // The caption in the sticky bar: a copy of the sentence (its words already wrapped), without its ids.
+  function showCaption(i) {
+    if (!caption || !captionText) return;
+    captionWords = [];
+    captionWord = null;
+    captionText.textContent = "";
+    caption.hidden = i < 0;
+    if (i < 0) return;
+    wordsOf(i);
+    var copy = sentences[i].cloneNode(true);
+    Array.prototype.forEach.call(copy.querySelectorAll("[id]"), function (el) {
+      if (el.tagName === "A" && !el.textContent) el.remove(); else el.removeAttribute("id");
+    });
+    Array.prototype.forEach.call(copy.querySelectorAll(".is-current"), function (el) { el.classList.remove("is-current"); });
+    while (copy.firstChild) captionText.appendChild(copy.firstChild);
+    captionText.scrollTop = 0;
+    captionWords = Array.prototype.slice.call(captionText.querySelectorAll(".w[data-start]"));
+  }
+
+  function captionShown() {
+    return !!caption && !caption.hidden && caption.offsetParent !== null;
   }
 
   function highlight(t, follow) {
@@ -124,8 +214,9 @@
         var para = sentences[i].closest(".para");
         if (para) para.classList.add("is-current");
       }
+      showCaption(i);
     }
-    highlightWord(i >= 0 ? sentences[i] : null, t);
+    highlightWord(i, t);
     if (i >= 0 && follow && !userIsScrolling()) keepInPane(currentWord || sentences[i], false);
     var c = indexAt(chapterStarts, t);
     if (c !== currentChapter) {
@@ -171,7 +262,8 @@
     playingBite = isFinite(end) ? link.closest(".soundbite") : null;
     if (playingBite) playingBite.classList.add("is-playing");
     playFrom(t, isFinite(end) ? end : null);
-    if (pane && pane.contains(link)) keepInPane(sentences[indexAt(starts, t)], false);
+    // the caption shows what is said: the reader stays where they are, the transcript's box follows unseen
+    if ((pane && pane.contains(link)) || captionShown()) keepInPane(sentences[indexAt(starts, t)], false);
     else reveal(t);
     history.replaceState(null, "", momentUrl(t));
   });
@@ -185,6 +277,27 @@
     highlight(audio.currentTime, !audio.paused);
   });
   audio.addEventListener("seeked", function () { highlight(audio.currentTime, true); });
+  // Between timeupdates (four a second) the word moves on with the frames, while playing (the transcript's box
+  // follows at the timeupdates).
+  var frame = 0;
+  function onFrame() {
+    frame = 0;
+    if (audio.paused) return;
+    highlight(audio.currentTime, false);
+    frame = window.requestAnimationFrame(onFrame);
+  }
+  audio.addEventListener("play", function () { if (!frame) frame = window.requestAnimationFrame(onFrame); });
+
+  // The caption goes to its sentence in the transcript (the reader asked: the page moves, focus goes there).
+  if (caption) {
+    caption.addEventListener("click", function (event) {
+      if (current < 0 || !pane) return;
+      event.preventDefault();
+      userScrolledAt = 0;
+      reveal(parseFloat(sentences[current].getAttribute("data-start")));
+      pane.focus({ preventScroll: true });
+    });
+  }
 
   // −15 s / +15 s and the speed (remembered for the next episode when the browser allows).
   var controls = document.getElementById("player-controls");
@@ -226,6 +339,8 @@
       if (Date.now() - autoScrolledAt > 1200) noteUserScroll();
     }, { passive: true });
   }
+
+  if (current >= 0) showCaption(current);  // the sentence the server marked (?t=)
 
   // ?t=SECONDS: open at that moment (the #t fragment has already brought its sentence into view).
   var startAt = parseFloat(audio.getAttribute("data-start-at"));

@@ -13,6 +13,7 @@ from archive.sanitize import clean_notes, plain_text, public_guid, public_url
 
 from . import params
 from .db import get_db
+from .episode_view import stored_artwork
 from .media import local_audio_path
 from .searching import SearchProblem, closest_json, result_json, run_search
 from .urls import external_url
@@ -29,6 +30,7 @@ def show_json(row: dict) -> dict:
         "language": row["language"],
         "author": row["author"],
         "image": public_url(row["image"]),
+        "artwork_url": artwork_url(row["image"]),
         "source_feed_url": public_url(row["feed_url"]),
         "episode_count": row["episode_count"],
         "url": external_url("pages.show", show_id=row["id"]),
@@ -54,9 +56,16 @@ def episode_json(row: dict) -> dict:
         "enclosure_url": enclosure_url,
         "enclosure_type": row["enclosure_type"] if enclosure_url else None,
         "image": public_url(row["image"]),
+        "artwork_url": artwork_url(row["image"]),
         "url": external_url("pages.episode", episode_id=row["id"]),
         "api_url": external_url("api.episode", episode_id=row["id"]),
     }
+
+
+def artwork_url(image: str | None) -> str | None:
+    """The archive's own copy of a feed's image (ingest/artwork.py), at its absolute URL; None when not stored."""
+    stored = stored_artwork(get_db(), image)
+    return external_url("pages.artwork_image", digest=stored["digest"]) if stored else None
 
 
 def person_json(row: dict) -> dict:

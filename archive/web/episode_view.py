@@ -5,73 +5,139 @@ The transcript is archive/transcript_reading.py's paragraphs of whole sentences.
 start and end (data-start, data-end) and, where the transcript has word timings, every word its start, so the
 player can highlight what is being spoken; every whole second has an id (`t<second>`) on the sentence that owns
 it (or a marker before the word spoken then), so /episodes/1?t=619#t619 lands on its sentence without JavaScript.
+That HTML is made once per version of the transcript and kept in the app (`transcript_view`, `TranscriptCache`):
+a request marks its moment's sentence in it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
+import struct
+import threading
+from collections import OrderedDict
 
 import lxml.html
+from flask import url_for
 from markupsafe import Markup, escape
 
 from archive.passages import split_sentences
 from archive.records import Segment
-from archive.sanitize import public_url
-from archive.transcript_reading import Paragraph, anchor_second, reading_paragraphs, sentence_at
+from archive.transcript_reading import Paragraph, last_anchor, reading_paragraphs
+from archive.transcript_store import segment_rows, segments_from_rows
 
 from .filters import timecode
+
+
+class RenderedTranscript:
+    """A transcript's readable HTML, made once (`render_transcript`) and shared by every request for it: each
+    paragraph's opening and its sentences' HTML with nothing marked current, and where each second's anchor is.
+    Nothing in it depends on the request (the ?t= moment is marked by `ReadingView.html`); tuples, as it is
+    shared between threads."""
+
+    __slots__ = ("heads", "sentences", "spans", "highest", "size")
+
+    def __init__(self, heads: tuple[str, ...], sentences: tuple[tuple[str, ...], ...],
+                 spans: tuple[tuple[int, int, int, int], ...], highest: int | None):
+        self.heads = heads  # per paragraph: its HTML up to its sentences
+        self.sentences = sentences  # per paragraph: each sentence's HTML
+        self.spans = spans  # per sentence owning seconds: (first second, last second, paragraph, sentence)
+        self.highest = highest  # the last second with an anchor (None without a transcript)
+        # about the memory it holds, in bytes (the HTML is mostly ASCII: a byte a character, and each string's
+        # and tuple's own size; an hour with word timings: 0.77 MB by this count, 0.81 MB by tracemalloc's)
+        count = sum(len(parts) for parts in sentences)
+        self.size = (sum(len(part) for part in heads) + sum(len(part) for parts in sentences for part in parts)
+                     + 64 * count + 100 * (len(heads) + len(spans)))
+
+    def __bool__(self) -> bool:
+        return bool(self.heads)
+
+
+EMPTY = RenderedTranscript((), (), (), None)
+PARAGRAPH_OPEN, SENTENCE_OPEN = '<div class="para', '<span class="s'
+PARAGRAPH_HTML = (
+    PARAGRAPH_OPEN + '" id="p{number}" data-start="{start}">'
+    '<p class="para__head"><a class="timecode" href="?t={second}#t{second}" data-t="{start}">{clock}</a>'
+    '{speaker}</p><p class="para__text">'
+)
+PARAGRAPH_END = "</p></div>\n"
+SENTENCE_HTML = SENTENCE_OPEN + '"{id} data-start="{start}" data-end="{end}">{body}</span>'
+CURRENT = " is-current"  # the class added to the sentence spoken at the page's moment, and its paragraph
+
+
+def render_transcript(segments: list[Segment], breaks: list[float] | None = None) -> RenderedTranscript:
+    """The transcript's paragraphs (archive/transcript_reading.py) as HTML, nothing marked current.
+
+    Written with format strings rather than a Jinja loop: an hour of speech is ten thousand words.
+    """
+    paragraphs: list[Paragraph] = reading_paragraphs(segments, breaks)
+    heads, sentences, spans = [], [], []
+    for p_index, paragraph in enumerate(paragraphs):
+        heads.append(PARAGRAPH_HTML.format(
+            number=p_index,
+            start=round(paragraph.start, 3),
+            second=int(paragraph.start),
+            clock=timecode(paragraph.start),
+            speaker=f' <span class="speaker">{escape(paragraph.speaker)}</span>' if paragraph.speaker_changed
+            else "",
+        ))
+        sentences.append(tuple(SENTENCE_HTML.format(
+            id=f' id="t{sentence.anchors[0]}"' if sentence.anchors else "",
+            start=round(sentence.start, 3),
+            end=round(sentence.end, 3),
+            body=_sentence_body(sentence),
+        ) for sentence in paragraph.sentences))
+        spans.extend((sentence.anchors[0], sentence.anchors[-1], p_index, s_index)
+                     for s_index, sentence in enumerate(paragraph.sentences) if sentence.anchors)
+    return RenderedTranscript(tuple(heads), tuple(sentences), tuple(spans), last_anchor(paragraphs))
 
 
 class ReadingView:
     """The transcript as paragraphs for the page, and where a time lands in it."""
 
-    def __init__(self, segments: list[Segment], breaks: list[float] | None = None):
-        self.paragraphs: list[Paragraph] = reading_paragraphs(segments, breaks)
+    def __init__(self, rendered: RenderedTranscript = EMPTY):
+        self.rendered = rendered
 
     def __bool__(self) -> bool:
-        return bool(self.paragraphs)
+        return bool(self.rendered)
+
+    def _second(self, seconds: float | None) -> int | None:
+        """The whole second a link to `seconds` names, within the anchored range (transcript_reading's
+        `anchor_second`)."""
+        if seconds is None or self.rendered.highest is None:
+            return None
+        return min(max(0, int(seconds)), self.rendered.highest)
 
     def anchor_for(self, seconds: float | None) -> str:
         """The fragment a link to `seconds` uses ('' without a transcript): every second has its anchor."""
-        second = anchor_second(self.paragraphs, seconds)
+        second = self._second(seconds)
         return "" if second is None else f"t{second}"
 
-    PARAGRAPH_HTML = (
-        '<div class="para{current}" id="p{number}" data-start="{start}">'
-        '<p class="para__head"><a class="timecode" href="?t={second}#t{second}" data-t="{start}">{clock}</a>'
-        '{speaker}</p><p class="para__text">{sentences}</p></div>\n'
-    )
-    SENTENCE_HTML = '<span class="s{current}"{id} data-start="{start}" data-end="{end}">{body}</span>'
+    def current(self, seconds: float | None) -> tuple[int, int] | None:
+        """(paragraph, sentence) of the sentence whose anchors hold `seconds` (transcript_reading's
+        `sentence_at`)."""
+        second = self._second(seconds)
+        if second is not None:
+            for first, last, p_index, s_index in self.rendered.spans:
+                if first <= second <= last:
+                    return p_index, s_index
+        return None
 
     def html(self, current_seconds: float | None = None) -> Markup:
-        """The paragraphs as HTML; the sentence spoken at `current_seconds` (and its paragraph) marked current.
-
-        Written with format strings rather than a Jinja loop: an hour of speech is ten thousand words.
-        """
-        current = sentence_at(self.paragraphs, current_seconds) if current_seconds is not None else None
+        """The paragraphs as HTML; the sentence spoken at `current_seconds` (and its paragraph) marked current."""
+        rendered, current = self.rendered, self.current(current_seconds)
         parts = []
-        for p_index, paragraph in enumerate(self.paragraphs):
-            sentences = []
-            for s_index, sentence in enumerate(paragraph.sentences):
-                sentences.append(self.SENTENCE_HTML.format(
-                    current=" is-current" if current == (p_index, s_index) else "",
-                    id=f' id="t{sentence.anchors[0]}"' if sentence.anchors else "",
-                    start=round(sentence.start, 3),
-                    end=round(sentence.end, 3),
-                    body=_sentence_body(sentence),
-                ))
-            second = int(paragraph.start)
-            parts.append(self.PARAGRAPH_HTML.format(
-                current=" is-current" if current and current[0] == p_index else "",
-                number=p_index,
-                start=round(paragraph.start, 3),
-                second=second,
-                clock=timecode(paragraph.start),
-                speaker=f' <span class="speaker">{escape(paragraph.speaker)}</span>' if paragraph.speaker_changed
-                else "",
-                sentences=" ".join(sentences),
-            ))
+        for p_index, head in enumerate(rendered.heads):
+            sentences = rendered.sentences[p_index]
+            if current and current[0] == p_index:
+                head = PARAGRAPH_OPEN + CURRENT + head[len(PARAGRAPH_OPEN):]
+                marked = sentences[current[1]]
+                sentences = list(sentences)
+                sentences[current[1]] = SENTENCE_OPEN + CURRENT + marked[len(SENTENCE_OPEN):]
+            parts.append(head)
+            parts.append(" ".join(sentences))
+            parts.append(PARAGRAPH_END)
         return Markup("".join(parts))
 
 
@@ -88,6 +154,88 @@ def _sentence_body(sentence) -> str:
         words.append(prefix + (f'<span class="w" data-start="{round(word.start, 3)}">{text}</span>' if word.timed
                                else text))
     return " ".join(words) + "".join(f'<a id="t{second}"></a>' for second in markers)
+
+
+# ---- the cache of rendered transcripts ---------------------------------------------------------------------------
+
+class TranscriptCache:
+    """Rendered transcripts by key, least recently used dropped first: at most `max_entries` of them, holding at
+    most `max_bytes` in all (`RenderedTranscript.size`; one bigger than that is rendered for its request, not
+    kept). An hour-long transcript with word timings is about 0.8 MB: the default keeps about 80 of them. One per
+    app (`transcript_cache`), shared by its threads; each process of a server has its own."""
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024, max_entries: int = 256):
+        self.max_bytes, self.max_entries = max_bytes, max_entries
+        self.bytes = 0
+        self._entries: OrderedDict[str, RenderedTranscript] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> RenderedTranscript | None:
+        with self._lock:
+            rendered = self._entries.get(key)
+            if rendered is not None:
+                self._entries.move_to_end(key)
+            return rendered
+
+    def put(self, key: str, rendered: RenderedTranscript) -> None:
+        if rendered.size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.bytes -= old.size
+            self._entries[key] = rendered
+            self.bytes += rendered.size
+            while self.bytes > self.max_bytes or len(self._entries) > self.max_entries:
+                _, dropped = self._entries.popitem(last=False)
+                self.bytes -= dropped.size
+
+
+def transcript_cache(app) -> TranscriptCache:
+    """The app's cache of rendered transcripts."""
+    from . import app_extension
+
+    return app_extension(app, "podarchive.transcripts", TranscriptCache)
+
+
+_ROW = struct.Struct("<qdd")
+
+
+def transcript_key(rows: list[tuple], breaks: list[float]) -> str:
+    """A digest of everything a rendered transcript is made of: the transcript's id and every line as stored
+    (times, text, speaker, word timings) in order, and the topic breaks. A correction, a speaker renamed, a new
+    transcript (even one given the old one's id, which SQLite reuses once the old row is deleted) or a chapter
+    moved gives another key, so a cached rendering is never served for text that has changed."""
+    digest = hashlib.blake2b(digest_size=20)
+    points = repr(list(breaks)).encode()
+    digest.update(len(points).to_bytes(8, "little"))
+    digest.update(points)
+    for transcript_id, start, end, *texts in rows:
+        digest.update(_ROW.pack(transcript_id, start, end))
+        for text in texts:  # text, speaker, words: length-prefixed, None apart from ''
+            data = b"" if text is None else text.encode()
+            digest.update((-1 if text is None else len(data)).to_bytes(8, "little", signed=True))
+            digest.update(data)
+    return digest.hexdigest()
+
+
+def transcript_view(db, episode_id: int, breaks: list[float], cache: TranscriptCache | None = None) -> ReadingView:
+    """The episode's transcript for its page, rendered once per version of it (`transcript_key`) when `cache`
+    is given: a request reads the stored lines and hashes them (about a millisecond for an hour) rather than
+    making the paragraphs and their HTML again."""
+    rows = segment_rows(db, episode_id)
+    if not rows:
+        return ReadingView()
+    key = transcript_key(rows, breaks) if cache is not None else None
+    rendered = cache.get(key) if cache is not None else None
+    if rendered is None:
+        rendered = render_transcript(segments_from_rows(rows), breaks)
+        if cache is not None:
+            cache.put(key, rendered)
+    return ReadingView(rendered)
 
 
 # ---- takeaways ---------------------------------------------------------------------------------------------------
@@ -150,30 +298,30 @@ def trim_notes(notes_html: str, takeaways: list[dict]) -> str:
 
 # ---- artwork and soundbites --------------------------------------------------------------------------------------
 
-def remote_images_allowed() -> bool:
-    """Whether the site's Content-Security-Policy lets a page show an image from another site (img-src https:).
-    Feeds' artwork is a URL on the feed's host (never fetched by the archive): without that, a page would only
-    log the browser's refusal."""
-    from . import CONTENT_SECURITY_POLICY
-
-    for directive in CONTENT_SECURITY_POLICY.split(";"):
-        name, *sources = directive.split()
-        if name == "img-src":
-            return "https:" in sources or "*" in sources
-    return False
-
-
 def artwork(db, episode: dict) -> dict | None:
-    """The episode's image, else its show's: {"url", "alt"}; None when neither is an http(s) URL, or when the
-    site's CSP keeps pages from showing other sites' images (`remote_images_allowed`)."""
-    if not remote_images_allowed():
-        return None
-    url = public_url(episode.get("image"))
-    if url:
-        return {"url": url, "alt": f"Artwork for {episode.get('title') or 'this episode'}"}
+    """The episode's artwork, else its show's, as the site serves it (ingest/artwork.py stored it at ingest):
+    {"url", "alt", "width", "height"}; None when neither image is stored."""
+    found = stored_artwork(db, episode.get("image"))
+    if found:
+        return {**found, "alt": f"Artwork for {episode.get('title') or 'this episode'}"}
     row = db.execute("SELECT image, title FROM shows WHERE id = ?", [episode["show_id"]]).fetchone()
-    url = public_url(row[0]) if row else None
-    return {"url": url, "alt": f"Artwork for {row[1] or 'this show'}"} if url else None
+    return show_artwork(db, {"image": row[0], "title": row[1]}) if row else None
+
+
+def show_artwork(db, show: dict) -> dict | None:
+    """A show's stored artwork as `artwork` gives it; None when none is stored."""
+    found = stored_artwork(db, show.get("image"))
+    return {**found, "alt": f"Artwork for {show.get('title') or 'this show'}"} if found else None
+
+
+def stored_artwork(db, url: str | None) -> dict | None:
+    if not url:
+        return None
+    row = db.execute("SELECT sha256, width, height FROM artwork WHERE url = ? AND sha256 IS NOT NULL",
+                     [url]).fetchone()
+    if row is None:
+        return None
+    return {"url": url_for("pages.artwork_image", digest=row[0]), "digest": row[0], "width": row[1], "height": row[2]}
 
 
 def soundbites(db, episode_id: int) -> list[dict]:

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
-from flask import Blueprint, abort, current_app, render_template, request, send_file, url_for
+from flask import Blueprint, Response, abort, current_app, render_template, request, send_file, url_for
 
 from archive import queries
 from archive.errors import NotFoundError
 from archive.people import find_people
 from archive.sanitize import clean_notes, public_url
-from archive.transcript_store import load_segments
 
 from . import params
 from .db import get_db
-from .episode_view import ReadingView, artwork, soundbites, takeaway_parts, trim_notes
+from .episode_view import (ReadingView, artwork, show_artwork, soundbites, takeaway_parts, transcript_cache,
+                           transcript_view, trim_notes)
 from .media import MEDIA_HEADERS, local_audio_path, media_type
 from .searching import SearchProblem, group_by_episode, run_search
 
@@ -65,9 +66,11 @@ bp.add_app_template_global(moment_url)
 @bp.get("/")
 def home():
     db = get_db()
+    shows = queries.list_shows(db)
     return render_template(
         "home.html",
-        shows=queries.list_shows(db),
+        shows=shows,
+        artworks={show["id"]: show_artwork(db, show) for show in shows},
         latest=queries.list_episodes(db, limit=10),
         total_episodes=queries.count_episodes(db),
     )
@@ -108,9 +111,9 @@ def episode(episode_id: int):
     db = get_db()
     details = queries.episode_details(db, episode_id)
     row, transcript = details.episode, details.transcript
-    # chapter starts are topic shifts: a paragraph starts at each
-    view = ReadingView(load_segments(db, episode_id) if transcript else [],
-                       [chapter["start"] for chapter in details.chapters])
+    # chapter starts are topic shifts: a paragraph starts at each; rendered once per version of the transcript
+    view = transcript_view(db, episode_id, [chapter["start"] for chapter in details.chapters],
+                           transcript_cache(current_app)) if transcript else ReadingView()
     start_at = params.parse_time(request.args.get("t"))
     takeaways = [{**item, **takeaway_parts(item["text"])} for item in details.takeaways]
     return render_template(
@@ -159,6 +162,21 @@ def episode_audio(episode_id: int):
     response = send_file(path, mimetype=content_type, conditional=True, max_age=3600)
     response.headers.update(MEDIA_HEADERS)
     return response
+
+
+@bp.get("/artwork/<digest>")
+def artwork_image(digest: str):
+    """An image stored at ingest (ingest/artwork.py), by the digest of its bytes: it never changes."""
+    row = None
+    if re.fullmatch(r"[0-9a-f]{64}", digest):
+        row = get_db().execute("SELECT content_type, data FROM artwork WHERE sha256 = ? LIMIT 1", [digest]).fetchone()
+    if row is None:
+        abort(404, description="No such artwork in this archive.")
+    response = Response(row[1], mimetype=row[0])
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    response.headers.update(MEDIA_HEADERS)
+    response.set_etag(digest)
+    return response.make_conditional(request)
 
 
 @bp.get("/search")
@@ -258,6 +276,6 @@ def show(show_id: int):
     pagination = Pagination(page, current_app.config["PER_PAGE"], queries.count_episodes(db, show_id, None, year))
     rows = queries.list_episodes(db, show_id, None, year, limit=pagination.per_page, offset=pagination.offset)
     return render_template(
-        "show.html", show=row, episodes=rows, people=queries.people_by_episode(db, [r["id"] for r in rows]),
+        "show.html", show=row, artwork=show_artwork(db, row), episodes=rows, people=queries.people_by_episode(db, [r["id"] for r in rows]),
         pagination=pagination, years=queries.episode_years(db, show_id), year=year,
     )
