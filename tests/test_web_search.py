@@ -154,8 +154,7 @@ def test_api_search_errors_are_400_json(client, query, message):
 def test_api_search_matches_the_cli(indexed, app, monkeypatch):
     from archive import cli
 
-    monkeypatch.setattr(cli, "SentenceTransformerEmbedder", lambda *a, **k: FakeEmbedder(), raising=False)
-    monkeypatch.setattr("archive.embeddings.SentenceTransformerEmbedder", lambda *a, **k: FakeEmbedder())
+    monkeypatch.setattr("archive.query_embedding.get_embedder", lambda *a, **k: FakeEmbedder())
     result = CliRunner().invoke(cli.cli, ["search", "data drift", "--db", str(indexed[0]), "--json", "--limit", "5"])
     assert result.exit_code == 0, result.output
     from_cli = json.loads(result.output)
@@ -257,7 +256,7 @@ def test_nonsense_finds_nothing_on_the_page_the_api_and_the_cli(indexed, client,
     data = client.get(f"/api/search?q={NONSENSE}&mode={mode}").get_json()
     assert data["count"] == 0 and data["results"] == [] and data["groups"] == []
     assert bool(data["closest"]) == (mode != "keyword")
-    monkeypatch.setattr("archive.embeddings.SentenceTransformerEmbedder", lambda *a, **k: FakeEmbedder())
+    monkeypatch.setattr("archive.query_embedding.get_embedder", lambda *a, **k: FakeEmbedder())
     result = CliRunner().invoke(cli.cli, ["search", NONSENSE, "--db", str(indexed[0]), "--mode", mode])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Nothing found") and " 1. " not in result.output
@@ -285,7 +284,7 @@ def test_exact_words_say_so_when_no_moment_has_them_all(indexed, client, monkeyp
     assert mixed["all_words"]["note"].startswith(f"Only {flags.count(True)} moment")
     page = text(client.get("/search?q=data+drift&mode=keyword"))
     assert "No moment has all of" not in page and "have some of them" in page
-    monkeypatch.setattr("archive.embeddings.SentenceTransformerEmbedder", lambda *a, **k: FakeEmbedder())
+    monkeypatch.setattr("archive.query_embedding.get_embedder", lambda *a, **k: FakeEmbedder())
     result = CliRunner().invoke(cli.cli, ["search", "drift flurbogast", "--db", str(indexed[0]), "--mode", "keyword"])
     assert "No moment has all of: drift flurbogast. Showing moments with some of them." in result.output
     assert " 1. " in result.output
