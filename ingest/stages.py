@@ -77,6 +77,7 @@ class EpisodeRun:
         self.vectors: np.ndarray | None = None  # the passages' vectors, once the embeddings stage made them
         self._rows: list[dict] | None = None
         self._own_client = None
+        self.memo: dict = {}  # what one stage of this run worked out and a later stage reuses (same inputs)
 
     def __enter__(self) -> EpisodeRun:
         return self

@@ -104,8 +104,7 @@ def _chapters_from_transcript(run: EpisodeRun) -> list:
     passages = rows_to_passages(run.passage_rows())
     from_notes = timestamped_chapters(_notes(episode), duration)
     if not from_notes and passages and (items := takeaways_from_notes(_notes(episode))):
-        placed = place_takeaways(items, passages, run.vectors, run.embedder, segments=run.segments)
-        from_notes = section_chapters(placed, duration)
+        from_notes = section_chapters(_placed_notes_takeaways(run, items, passages), duration)
     if from_notes and from_notes[0].start < GAP_TO_FILL:
         return fill_gaps(from_notes, [], duration)  # nothing long enough for a generated chapter to fill
     generated = generate_chapters(passages, run.vectors, duration, embedder=run.embedder)
@@ -135,9 +134,7 @@ def _takeaways_stage(run: EpisodeRun, options: UnderstandOptions, transcript_key
         passages = rows_to_passages(run.passage_rows())
         items = takeaways_from_notes(_notes(episode))
         if items:
-            vectors = run.vectors if passages else np.zeros((0, 1), dtype=np.float32)
-            takeaways = place_takeaways(items, passages, vectors, run.embedder, source="notes",
-                                        segments=run.segments)
+            takeaways = _placed_notes_takeaways(run, items, passages)
         elif passages:
             takeaways = generate_takeaways(passages, run.vectors, run.embedder, host=host_label,
                                            options=options.takeaways, segments=run.segments)
@@ -146,6 +143,17 @@ def _takeaways_stage(run: EpisodeRun, options: UnderstandOptions, transcript_key
         save_takeaways(run.db, run.episode_id, takeaways)
         run.summary.takeaways = len(takeaways)
         run.summary.takeaways_source = takeaways[0].source if takeaways else None
+
+
+def _placed_notes_takeaways(run: EpisodeRun, items: list[tuple[str, str]], passages: list) -> list:
+    """The notes' takeaways placed at the sentences that say them. The chapters stage (the notes' sections as
+    chapters) and the takeaways stage both need them: placed once a run, as embedding every takeaway and finding
+    its opening sentence costs a second or two of CPU per episode."""
+    key = ("notes takeaways", tuple(items), len(passages))
+    if key not in run.memo:
+        vectors = run.vectors if passages else np.zeros((0, 1), dtype=np.float32)
+        run.memo[key] = place_takeaways(items, passages, vectors, run.embedder, source="notes", segments=run.segments)
+    return run.memo[key]
 
 
 def _guests_stage(run: EpisodeRun, transcript_key) -> None:

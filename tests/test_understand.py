@@ -86,6 +86,16 @@ def test_understand_datacast_episode(db, episode):
     assert people == {("James Le", "host"), ("Mohamed Elgendy", "guest")}
 
 
+def test_the_notes_takeaways_are_placed_once_for_chapters_and_takeaways(db, episode, monkeypatch):
+    import ingest.understand
+
+    calls = []
+    real = ingest.understand.place_takeaways
+    monkeypatch.setattr(ingest.understand, "place_takeaways", lambda *a, **k: calls.append(1) or real(*a, **k))
+    summary = understand_episode(db, episode, FakeEmbedder())
+    assert summary.chapters_source == summary.takeaways_source == "notes" and len(calls) == 1
+
+
 def test_rerun_with_unchanged_input_does_no_work(db, episode):
     understand_episode(db, episode, FakeEmbedder())
     embedder = CountingEmbedder()
