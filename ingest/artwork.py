@@ -122,6 +122,8 @@ def prepare_artwork(data: bytes, options: ArtworkOptions = ArtworkOptions()) -> 
                     raise ArtworkError(f"artwork is {width} x {height} pixels, over the limit of "
                                        f"{options.max_pixels:,} pixels")
                 opened.seek(0)  # an animation: its first frame
+                if opened.format == "JPEG":  # decoded at the smallest scale (1/2 .. 1/8) still at least max_side
+                    opened.draft("RGB", (options.max_side, options.max_side))
                 image = ImageOps.exif_transpose(opened)
                 image.load()
     except ArtworkError:
