@@ -29,7 +29,7 @@ import httpx
 import sqlite_utils
 
 from archive.db import utcnow, write_transaction
-from archive.errors import ArtworkError, PodarchiveError, UntrustedURLError
+from archive.errors import ArtworkError, FetchDeadlineError, PodarchiveError
 
 from . import http, trust
 
@@ -95,9 +95,9 @@ def fetch_artwork(url: str, client: httpx.Client, policy: trust.FetchPolicy,
         raise _HostUnreachable(f"could not reach {urlsplit(url).netloc}: {exc}") from exc
     except httpx.HTTPError as exc:
         raise _PassingFailure(f"could not download artwork {url}: {exc}") from exc
-    except UntrustedURLError as exc:
-        raise ArtworkError(str(exc)) from exc
-    except PodarchiveError as exc:  # over the size cap or the deadline
+    except FetchDeadlineError as exc:  # a slow host today may be quicker tomorrow
+        raise _PassingFailure(str(exc)) from exc
+    except PodarchiveError as exc:  # refused by the trust rules, or over the size cap
         raise ArtworkError(str(exc)) from exc
     if fetched.status_code in TRANSIENT_STATUSES:
         raise _PassingFailure(f"could not download artwork {url}: HTTP {fetched.status_code}")
