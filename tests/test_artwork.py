@@ -170,3 +170,15 @@ def test_metadata_only_fetches_no_artwork(image_server, tmp_path):
     db = open_db(tmp_path / "archive.db")
     ingest_sources(db, [f"{base}/feed.xml"], IngestOptions(metadata_only=True, media_dir=tmp_path / "m"))
     assert requests == ["/feed.xml"] and not artwork_rows(db)
+
+
+def test_an_image_over_the_byte_cap_is_refused_without_reading_it_all(image_server, tmp_path):
+    base, folder, _ = image_server
+    (folder / "huge.png").write_bytes(image_bytes((800, 800), mode="RGB", colour=(1, 2, 3)) + b"\0" * 200_000)
+    db = open_db(tmp_path / "archive.db")
+    show_id = db["shows"].insert({"feed_url": f"{base}/feed.xml", "title": "Big", "image": f"{base}/huge.png"}).last_pk
+    policy = trust.policy_for_source(f"{base}/feed.xml")
+    with make_client() as client:
+        report = store_artwork(db, [show_id], client, lambda _: policy, ArtworkOptions(max_bytes=100_000))
+    row = artwork_rows(db)[f"{base}/huge.png"]
+    assert report.failed == 1 and "over the limit" in row["error"] and row["retry"] == 0 and row["sha256"] is None
