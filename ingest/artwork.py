@@ -11,7 +11,7 @@ stranger's metadata. One image is stored per URL (a show's artwork, shared by it
 Re-running skips stored URLs. A failure is recorded with its reason; a passing one (network, HTTP 5xx or 429) is
 tried again on the next run, a lasting one (HTTP 4xx, not an image, refused by the trust rules) only when the feed
 names another URL. A host that cannot be reached, or fails `MAX_PASSING_FAILURES` times, is not asked again in
-the same run. Artwork never fails an ingest: a missing image only leaves the page without one.
+the same run, and a show's artwork gets `ArtworkOptions.seconds_per_show` a run: what is left waits for the next. Artwork never fails an ingest: a missing image only leaves the page without one.
 
 fetch_artwork does network, prepare_artwork the image work, save_artwork / save_artwork_error the storage.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import time
 import warnings
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -49,6 +50,9 @@ class ArtworkOptions:
     max_side: int = 600  # the stored image fits in a square this many pixels wide
     jpeg_quality: int = 85
     deadline_seconds: float = 30.0
+    # A show's artwork may take this long a run; what is left waits for the next run (a feed naming thousands of
+    # images on hosts that never answer cannot hold an ingest for thousands of timeouts).
+    seconds_per_show: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class PreparedArtwork:
 class ArtworkReport:
     stored: int = 0
     failed: int = 0
+    deferred: int = 0  # left for the next run: their host was skipped or their show's time was spent
     skipped_hosts: set[str] = field(default_factory=set)
     passing_failures: dict[str, int] = field(default_factory=dict)  # per host, in this run
     errors: list[tuple[str, str]] = field(default_factory=list)  # (url, why)
@@ -200,10 +205,13 @@ def store_artwork(db: sqlite_utils.Database, show_ids: list[int], client: httpx.
     """Fetch and store the artwork the shows and their episodes name. `policy_for(show_id)` is the trust policy
     of that show's feed."""
     report = ArtworkReport()
+    spent: dict[int, float] = {}
     for url, show_id in wanted_artwork(db, show_ids):
         host = urlsplit(url).netloc
-        if host and host in report.skipped_hosts:
+        if (host and host in report.skipped_hosts) or spent.get(show_id, 0.0) >= options.seconds_per_show:
+            report.deferred += 1
             continue
+        started = time.monotonic()
         try:
             prepared = prepare_artwork(fetch_artwork(url, client, policy_for(show_id), options), options)
         except ArtworkError as exc:
@@ -216,7 +224,10 @@ def store_artwork(db: sqlite_utils.Database, show_ids: list[int], client: httpx.
             report.failed += 1
             report.errors.append((url, str(exc)))
             log.info("artwork %s: %s", url, exc)
-            continue
-        save_artwork(db, url, prepared)
-        report.stored += 1
+        else:
+            save_artwork(db, url, prepared)
+            report.stored += 1
+        spent[show_id] = spent.get(show_id, 0.0) + time.monotonic() - started
+    if report.deferred:
+        log.info("artwork: %d image(s) left for the next run", report.deferred)
     return report

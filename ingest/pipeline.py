@@ -67,6 +67,7 @@ class IngestReport:
     transcripts_skipped: int = 0
     artwork_stored: int = 0
     artwork_failed: int = 0  # not failures of the ingest: a page without its image (why: `artwork.error`)
+    artwork_deferred: int = 0  # left for the next run (their host was skipped, or their show's time was spent)
     failures: list[Failure] = field(default_factory=list)
     index: object | None = None
 
@@ -179,6 +180,7 @@ class Pipeline:
         stored = store_artwork(self.db, show_ids, self.client, policy_for)
         self.report.artwork_stored += stored.stored
         self.report.artwork_failed += stored.failed
+        self.report.artwork_deferred += stored.deferred
 
     # -- episodes ------------------------------------------------------------------------------------------
 

@@ -182,3 +182,18 @@ def test_an_image_over_the_byte_cap_is_refused_without_reading_it_all(image_serv
         report = store_artwork(db, [show_id], client, lambda _: policy, ArtworkOptions(max_bytes=100_000))
     row = artwork_rows(db)[f"{base}/huge.png"]
     assert report.failed == 1 and "over the limit" in row["error"] and row["retry"] == 0 and row["sha256"] is None
+
+
+def test_a_shows_artwork_gets_a_time_budget_a_run_and_the_rest_waits(image_server, tmp_path):
+    base, folder, requests = image_server
+    for n in range(3):
+        (folder / f"{n}.png").write_bytes(image_bytes(colour=(n, n, n)))
+    db = open_db(tmp_path / "archive.db")
+    show_id = db["shows"].insert({"feed_url": f"{base}/feed.xml", "title": "Many", "image": f"{base}/0.png"}).last_pk
+    db["episodes"].insert_all([{"show_id": show_id, "guid": f"g{n}", "image": f"{base}/{n}.png"} for n in (1, 2)])
+    policy = trust.policy_for_source(f"{base}/feed.xml")
+    with make_client() as client:
+        first = store_artwork(db, [show_id], client, lambda _: policy, ArtworkOptions(seconds_per_show=0.0001))
+        assert (first.stored, first.deferred) == (1, 2), "the first image spends the budget; the rest wait"
+        second = store_artwork(db, [show_id], client, lambda _: policy)
+    assert (second.stored, second.deferred) == (2, 0) and len(requests) == 3

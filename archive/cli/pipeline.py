@@ -135,6 +135,7 @@ def ingest(sources, db_path, metadata_only, model, device, compute_type, beam_si
         + (f"; artwork: {report.artwork_stored} stored" if report.artwork_stored else "")
         + (f"; artwork: {report.artwork_failed} image(s) not available (pages show none; `podarchive status` says "
            "why)" if report.artwork_failed else "")
+        + (f"; {report.artwork_deferred} image(s) left for the next run" if report.artwork_deferred else "")
     )
     if report.failures:
         click.echo(f"{len(report.failures)} failure(s):", err=True)
