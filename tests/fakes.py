@@ -40,6 +40,19 @@ class FakeEmbedder:
         return out
 
 
+
+class RecordingEmbedder(FakeEmbedder):
+    """The fake embedder, keeping every text it was asked to embed, in order (`texts`)."""
+
+    def __init__(self, dims: int = 64):
+        super().__init__(dims)
+        self.texts: list[str] = []
+
+    def embed(self, texts):
+        self.texts.extend(texts)
+        return super().embed(texts)
+
+
 class FakeTranscriber:
     """One segment every `segment_seconds` of the file's real duration, its text cycling through `sentences`.
     Files that are not audio raise AudioError, as the real one does; names in `fail_for` raise

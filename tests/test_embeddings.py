@@ -11,7 +11,7 @@ from archive.db import open_db
 from archive.embeddings import MemoEmbedder, SentenceTransformerEmbedder, embedding_backend
 from archive.errors import SettingError
 from archive.vectors import ensure_embeddings, stored_vectors
-from fakes import FakeEmbedder
+from fakes import FakeEmbedder, RecordingEmbedder
 
 TEXTS = [
     "so today we're talking about feature stores and why teams build them",
@@ -70,16 +70,6 @@ def test_large_batches_keep_row_order_and_vectors(tmp_path):
     assert np.allclose(vectors, one_by_one)
     stored = stored_vectors(db, FakeEmbedder.name, [row["content_hash"] for row in rows])
     assert np.allclose(np.stack([stored[row["content_hash"]] for row in rows]), one_by_one)
-
-
-class RecordingEmbedder(FakeEmbedder):
-    def __init__(self):
-        super().__init__()
-        self.texts: list[str] = []
-
-    def embed(self, texts):
-        self.texts.extend(texts)
-        return super().embed(texts)
 
 
 def test_the_memo_gives_the_wrapped_vectors_in_order_and_embeds_a_short_text_once():

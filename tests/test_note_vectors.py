@@ -12,7 +12,7 @@ from archive.db import open_db
 from archive.fts_tables import ensure_fts
 from archive.records import Segment
 from archive.search import search
-from fakes import FakeEmbedder
+from fakes import FakeEmbedder, RecordingEmbedder
 from ingest.index_run import build_index
 from search_helpers import add_episode, add_segments, add_show, index_all
 
@@ -27,16 +27,6 @@ class Producer:
 
 
 ANN = Producer(1, "Ann")
-
-
-class CountingEmbedder(FakeEmbedder):
-    def __init__(self):
-        super().__init__()
-        self.texts: list[str] = []
-
-    def embed(self, texts):
-        self.texts.extend(texts)
-        return super().embed(texts)
 
 
 @pytest.fixture(params=["small", "large"])
@@ -60,7 +50,7 @@ def archive(request, tmp_path, monkeypatch):
                        "start": 95}],
     }, ANN)
     studio.publish(db, episode, ANN)
-    embedder = CountingEmbedder()
+    embedder = RecordingEmbedder()
     build_index(db, embedder)
     index_refresh.forget()
     db.episode, db.embedder = episode, embedder
