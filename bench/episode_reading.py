@@ -12,16 +12,14 @@ Run:  .venv/bin/python bench/episode_reading.py
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from screenshots import CHROMIUM, CHROMIUM_ARGS, start_site  # noqa: E402
+from screenshots import CHROMIUM, CHROMIUM_ARGS, datacast_site  # noqa: E402
 
 AUDIO = "document.getElementById('player-audio')"
 SIZES = {"1280 px": {"width": 1280, "height": 800}, "390 px": {"width": 390, "height": 844}}
@@ -81,23 +79,8 @@ def measure(base: str, episode_id: int) -> None:
 
 
 def main() -> None:
-    from archive.db import open_db
-    from datacast_sections import ARCHIVE, build
-
-    if not ARCHIVE.exists():
-        build().conn.close()
-    with tempfile.TemporaryDirectory() as tmp:
-        db_path = Path(tmp) / "archive.db"
-        source = open_db(ARCHIVE)
-        source.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        source.conn.close()
-        shutil.copy(ARCHIVE, db_path)
-        db = open_db(db_path)
-        episode_id = next(db.query("SELECT id FROM episodes ORDER BY id LIMIT 1"))["id"]
-        db.conn.close()
-        base, server = start_site(db_path, "fake")
+    with datacast_site() as (base, episode_id):
         measure(base, episode_id)
-        server.shutdown()
 
 
 if __name__ == "__main__":

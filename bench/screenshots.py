@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,38 +94,36 @@ def start_site(db_path: Path, embedder_name: str | None):
 MOMENT = 95  # seconds: the moment the episode's pictures open at
 
 
+AUDIO_READY = "document.getElementById('player-audio').readyState >= 1"
+SENTENCE_SHOWN = "document.querySelector('#transcript .s.is-current') !== null"
+
+
+def paused_shot(page, url: str, ready: str, then: str | None, wait: float, path: Path) -> None:
+    """Open `url`, wait until `ready` holds, pause the player (then run the script `then`), give the page `wait`
+    seconds to settle and photograph it."""
+    page.goto(url)
+    page.wait_for_function(ready)
+    page.evaluate("document.getElementById('player-audio').pause()" + (f"; {then}" if then else ""))
+    time.sleep(wait)
+    page.screenshot(path=str(path))
+    print("wrote", path)
+
+
 def photograph(base: str, episode_id: int, out: Path, mode: str) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        page.goto(f"{base}/episodes/{episode_id}?t={MOMENT}")
-        page.wait_for_function("document.getElementById('player-audio').readyState >= 1")
-        page.evaluate("document.getElementById('player-audio').pause(); window.scrollTo(0, 0)")
-        time.sleep(0.5)
-        page.screenshot(path=str(out / "episode.png"))
-        print("wrote", out / "episode.png")
-        page.goto(f"{base}/episodes/{episode_id}?t={MOMENT}#t{MOMENT}")  # a search hit's link
-        page.wait_for_function("document.querySelector('#transcript .s.is-current') !== null")
-        page.evaluate("document.getElementById('player-audio').pause()")
-        time.sleep(0.8)
-        page.screenshot(path=str(out / "episode-moment.png"))
-        print("wrote", out / "episode-moment.png")
-
         phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
-        phone.goto(f"{base}/episodes/{episode_id}?t={MOMENT}")
-        phone.wait_for_function("document.getElementById('player-audio').readyState >= 1")
-        phone.evaluate("document.getElementById('player-audio').pause()")
-        time.sleep(0.5)
-        phone.screenshot(path=str(out / "episode-phone.png"))
-        print("wrote", out / "episode-phone.png")
-        phone.goto(f"{base}/episodes/{episode_id}?t={MOMENT}#t{MOMENT}")
-        phone.wait_for_function("document.querySelector('#transcript .s.is-current') !== null")
-        phone.evaluate("document.getElementById('player-audio').pause()")
-        time.sleep(0.8)
-        phone.screenshot(path=str(out / "episode-phone-transcript.png"))
-        print("wrote", out / "episode-phone-transcript.png")
+        top, moment = f"{base}/episodes/{episode_id}?t={MOMENT}", f"{base}/episodes/{episode_id}?t={MOMENT}#t{MOMENT}"
+        for shot, url, ready, then, wait, path in (
+            (page, top, AUDIO_READY, "window.scrollTo(0, 0)", 0.5, "episode.png"),
+            (page, moment, SENTENCE_SHOWN, None, 0.8, "episode-moment.png"),  # a search hit's link: smooth scroll
+            (phone, top, AUDIO_READY, None, 0.5, "episode-phone.png"),
+            (phone, moment, SENTENCE_SHOWN, None, 0.8, "episode-phone-transcript.png"),
+        ):
+            paused_shot(shot, url, ready, then, wait, out / path)
 
         page.goto(f"{base}/search?q={SEARCH_QUERY.replace(' ', '+')}&mode={mode}")
         page.screenshot(path=str(out / "search.png"))
@@ -248,8 +247,11 @@ def studio_only(out: Path, embedder_name: str | None) -> None:
         site_server.shutdown()
 
 
-def episode_only(out: Path) -> None:
-    """The episode's and search's pictures from bench/out/datacast.db (copied; built first if missing)."""
+@contextmanager
+def datacast_site():
+    """Datacast Episode 70's archive (bench/out/datacast.db, built first if missing), copied into a temporary
+    folder (the original is never changed) and served on loopback with the fake embedder: yields (base URL,
+    episode id)."""
     from datacast_sections import ARCHIVE, build
 
     if not ARCHIVE.exists():
@@ -266,9 +268,17 @@ def episode_only(out: Path) -> None:
         episode_id = next(db.query("SELECT id FROM episodes ORDER BY id LIMIT 1"))["id"]
         db.conn.close()
         base, server = start_site(db_path, "fake")
+        try:
+            yield base, episode_id
+        finally:
+            server.shutdown()
+
+
+def episode_only(out: Path) -> None:
+    """The episode's and search's pictures from bench/out/datacast.db."""
+    with datacast_site() as (base, episode_id):
         out.mkdir(parents=True, exist_ok=True)
         photograph(base, episode_id, out, "keyword")  # the fake embedder's vectors mean nothing: keyword search
-        server.shutdown()
 
 
 def main() -> None:
