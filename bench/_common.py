@@ -101,3 +101,20 @@ def timed():
     result = {"seconds": None}
     yield lambda: result["seconds"] if result["seconds"] is not None else time.perf_counter() - start
     result["seconds"] = time.perf_counter() - start
+
+
+def copy_archive(source: Path, folder: Path) -> Path:
+    """A copy of the archive at `source` as `folder`/archive.db, its WAL folded in first and its side indexes
+    (`<db>.index`) beside it: a benchmark measures on the copy, the kept archive never changes."""
+    import shutil
+
+    from archive.db import open_db
+
+    target = Path(folder) / "archive.db"
+    db = open_db(source)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.conn.close()
+    shutil.copy(source, target)
+    if Path(f"{source}.index").exists():
+        shutil.copytree(f"{source}.index", f"{target}.index")
+    return target

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
-import shutil
 import sys
 import tempfile
 import threading
@@ -38,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from _common import copy_archive  # noqa: E402
 from archive.db import open_db  # noqa: E402
 from fake_embedder import bench_embedder  # noqa: E402
 
@@ -257,13 +257,7 @@ def datacast_site():
     if not ARCHIVE.exists():
         build().conn.close()
     with tempfile.TemporaryDirectory() as tmp:
-        db_path = Path(tmp) / "archive.db"
-        source = open_db(ARCHIVE)
-        source.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        source.conn.close()
-        shutil.copy(ARCHIVE, db_path)
-        if Path(f"{ARCHIVE}.index").exists():
-            shutil.copytree(f"{ARCHIVE}.index", f"{db_path}.index")
+        db_path = copy_archive(ARCHIVE, Path(tmp))
         db = open_db(db_path)
         episode_id = next(db.query("SELECT id FROM episodes ORDER BY id LIMIT 1"))["id"]
         db.conn.close()
@@ -303,13 +297,7 @@ def main() -> None:
 
         build_archive(args.db, args.embedder)
     with tempfile.TemporaryDirectory() as tmp:
-        db_path = Path(tmp) / "archive.db"
-        source = open_db(args.db)
-        source.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        source.conn.close()
-        shutil.copy(args.db, db_path)
-        if Path(f"{args.db}.index").exists():
-            shutil.copytree(f"{args.db}.index", f"{db_path}.index")
+        db_path = copy_archive(args.db, Path(tmp))
         episode_id = add_datacast(db_path, Path(tmp) / "media", args.embedder)
         base, server = start_site(db_path, args.embedder)
         args.out.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _common import copy_archive  # noqa: E402
 from archive.db import connect, open_db, utcnow  # noqa: E402
 from fake_embedder import FakeEmbedder, bench_embedder  # noqa: E402
 
@@ -318,14 +319,7 @@ def main() -> None:
         build_archive(args.db, args.embedder)
     with tempfile.TemporaryDirectory() as tmp:
         # Measure on a copy: the writer's episodes never pile up in the kept archive.
-        db_path = Path(tmp) / "archive.db"
-        source = open_db(args.db)
-        source.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        source.conn.close()
-        shutil.copy(args.db, db_path)
-        if Path(f"{args.db}.index").exists():
-            shutil.copytree(f"{args.db}.index", f"{db_path}.index")
-        run(db_path, args)
+        run(copy_archive(args.db, Path(tmp)), args)
 
 
 def run(db_path: Path, args) -> None:
